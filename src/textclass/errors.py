@@ -1,0 +1,36 @@
+"""One family of errors, each a message a person can act on.
+
+The CLI prints ``str(error)`` on one line and exits with status 2; the Python API raises them.
+Each subclass also derives from the built-in exception a caller would naturally catch.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class TextclassError(Exception):
+    """Base class of every error textclass raises on purpose."""
+
+
+class DataError(TextclassError, ValueError):
+    """Input data that cannot be used as given: names the file, line or column, and what was expected."""
+
+
+class DatasetError(TextclassError, LookupError):
+    """An unknown built-in data set, or one that could not be fetched or verified."""
+
+
+class ParameterError(TextclassError, ValueError):
+    """A hyperparameter or option with an unknown name or an invalid value."""
+
+
+class ModelFileError(TextclassError, OSError):
+    """A saved model that is missing, tampered with, truncated or of an unknown format."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest choice, or an empty string."""
+    match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
