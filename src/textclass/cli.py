@@ -6,7 +6,10 @@ Every command is a few lines that call a function a user could call too. Errors 
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -37,6 +40,155 @@ def _root(
     ),
 ) -> None:
     """Practical text classification: train, evaluate, compare and serve text classifiers."""
+
+
+def parse_params(pairs: list[str] | None) -> dict[str, object]:
+    """Turn ``-p key=value`` options into hyperparameters: numbers, booleans and None are parsed,
+    anything else stays a string."""
+    import ast
+
+    from textclass.errors import ParameterError
+
+    params: dict[str, object] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"-p {pair!r}: expected key=value, e.g. -p num_filters=64")
+        lowered = raw.strip().lower()
+        if lowered in ("true", "false", "none"):
+            value: object = {"true": True, "false": False, "none": None}[lowered]
+        else:
+            try:
+                value = ast.literal_eval(raw.strip())
+            except (ValueError, SyntaxError):
+                value = raw
+        params[key.strip()] = value
+    return params
+
+
+TEXT_COL = typer.Option(None, "--text-col", help="Column holding the texts (auto-detected when obvious).")
+LABEL_COL = typer.Option(None, "--label-col", help="Column holding the labels (auto-detected when obvious).")
+PARAMS = typer.Option(None, "-p", "--param", help="Model hyperparameter as key=value; repeatable.")
+
+
+@app.command()
+def train(
+    data: str = typer.Argument(..., help="A built-in data set name (see `textclass datasets`) or a data file."),
+    model: str = typer.Option("bow-logreg", "-m", "--model", help="Registry model name (see `textclass models`)."),
+    out: Path = typer.Option(None, "-o", "--out", help="Run directory to write [default: runs/MODEL]."),
+    text_col: str = TEXT_COL,
+    label_col: str = LABEL_COL,
+    test_size: float = typer.Option(0.25, "--test-size", help="Share of rows held out for testing."),
+    seed: int = typer.Option(1000, "--seed", help="Random seed for the split and the model."),
+    stratify: bool = typer.Option(False, "--stratify", help="Keep class shares equal in train and test."),
+    epochs: int = typer.Option(None, "--epochs", help="Training epochs (Keras models) [default: the model's]."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Batch size (Keras models) [default: the model's]."),
+    params: list[str] = PARAMS,
+) -> None:
+    """Train a model, score it on a held-out split and write a run directory.
+
+    Example: textclass train uci-sentiment -m cnn -o runs/cnn -p num_filters=64
+    """
+    from textclass.data import load_data
+    from textclass.train import train_run
+
+    hyper = parse_params(params)
+    hyper.update({k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None})
+    frame = load_data(data, text_col=text_col, label_col=label_col)
+    out = out or Path("runs") / model
+    with _epoch_progress(model) as callbacks:
+        result = train_run(
+            frame, model, out, test_size=test_size, seed=seed, stratify=stratify, params=hyper, callbacks=callbacks
+        )
+    _print_metrics(result.metrics, title=f"{model} on {data}: held-out metrics")
+    typer.echo(f"wrote {result.out_dir}/")
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="A run directory written by `textclass train` (or a saved model directory)."),
+    data: str = typer.Argument(..., help="A built-in data set name or a data file with texts and labels."),
+    text_col: str = TEXT_COL,
+    label_col: str = LABEL_COL,
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Score a trained model on labelled data: accuracy, precision/recall/F1, ROC-AUC, confusion.
+
+    Example: textclass evaluate runs/cnn reviews.csv --text-col review --label-col stars
+    """
+    import json
+
+    from textclass.data import load_data
+    from textclass.evaluate import evaluate_model
+    from textclass.store import load_model
+
+    clf = load_model(_model_dir(run))
+    frame = load_data(data, text_col=text_col, label_col=label_col)
+    metrics = evaluate_model(clf, frame["text"], frame["label"])
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+    else:
+        _print_metrics(metrics, title=f"{run} on {data}")
+
+
+@app.command()
+def predict(
+    run: Path = typer.Argument(..., help="A run directory written by `textclass train` (or a saved model directory)."),
+    texts: list[str] = typer.Argument(None, help="Texts to classify; omit to read --input or stdin."),
+    input: Path = typer.Option(None, "-i", "--input", help="File of texts: .txt (one per line), .csv, .tsv, .jsonl, .parquet."),
+    output: Path = typer.Option(None, "--output", help="Write predictions here (.jsonl or .csv) instead of stdout."),
+    text_col: str = TEXT_COL,
+    chunk_size: int = typer.Option(2048, "--chunk-size", help="Texts per chunk: memory stays bounded on any input size."),
+) -> None:
+    """Predict labels and class probabilities, as JSON Lines (or CSV with --output x.csv).
+
+    Examples: textclass predict runs/cnn "so good!" "never again" ;
+    textclass predict runs/cnn -i reviews.csv --text-col review --output predictions.csv
+    """
+    from textclass.predict import iter_text_chunks, predict_chunks, write_predictions
+    from textclass.store import load_model
+
+    clf = load_model(_model_dir(run))
+    if texts:
+        chunks = iter([list(texts)])
+    else:
+        chunks = iter_text_chunks(input if input is not None else sys.stdin, text_col=text_col, chunk_size=chunk_size)
+    count = write_predictions(predict_chunks(clf, chunks), output)
+    if output is not None:
+        err.print(f"wrote {count} predictions to {output}")
+
+
+def _model_dir(run: Path) -> Path:
+    """Accept a run directory or the model directory inside it."""
+    return run / "model" if (run / "model" / "manifest.json").exists() else run
+
+
+def _print_metrics(metrics: dict, *, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("n", "accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc"):
+        if key in metrics:
+            value = metrics[key]
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    Console().print(table)
+    per_class = Table(title="per class")
+    for column in ("class", "precision", "recall", "f1", "support"):
+        per_class.add_column(column, justify="left" if column == "class" else "right")
+    for name, row in metrics["per_class"].items():
+        per_class.add_row(name, *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["support"]))
+    Console().print(per_class)
+
+
+@contextlib.contextmanager
+def _epoch_progress(description: str) -> Iterator[list]:
+    """A progress bar over epochs for Keras training, as a list of callbacks to pass to fit."""
+    from textclass.train import EpochProgress
+
+    with EpochProgress(description, console=err) as callback:
+        yield [callback]
 
 
 def main(argv: list[str] | None = None) -> int:

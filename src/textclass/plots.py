@@ -1,0 +1,56 @@
+"""Figures written next to a run: training history and confusion matrix.
+
+Matplotlib runs headless (the Agg backend) so plots work on servers and in CI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_history(history: Mapping[str, Sequence[float]], path: str | Path) -> Path:
+    """Accuracy and loss per epoch, training beside validation, as the tutorial's plot_history."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
+        for key, style, name in ((metric, "b-", "Training"), (f"val_{metric}", "r-", "Validation")):
+            values = history.get(key)
+            if values:
+                ax.plot(range(1, len(values) + 1), values, style, label=f"{name} {metric}")
+        ax.set_title(f"{'Training and validation ' if history.get('val_' + metric) else 'Training '}{metric}")
+        ax.set_xlabel("epoch")
+        ax.legend()
+    return _save(fig, path)
+
+
+def plot_confusion(matrix: Any, labels: Sequence[Any], path: str | Path) -> Path:
+    """The confusion matrix with counts in the cells; rows are the truth, columns the prediction."""
+    cm = np.asarray(matrix)
+    size = max(4.0, 0.6 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(cm, cmap="Blues")
+    ticks = range(len(labels))
+    ax.set_xticks(ticks, [str(label) for label in labels], rotation=45, ha="right")
+    ax.set_yticks(ticks, [str(label) for label in labels])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = cm.max() / 2 if cm.size else 0
+    for (i, j), count in np.ndenumerate(cm):
+        ax.text(j, i, str(count), ha="center", va="center", color="white" if count > threshold else "black")
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

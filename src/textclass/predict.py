@@ -1,0 +1,140 @@
+"""Predict on texts from arguments, files or a stream, in chunks of bounded memory.
+
+Input: plain text (one text per line: ``.txt``, stdin), or a table with a text column (``.csv``,
+``.tsv``, ``.jsonl``, ``.parquet``). Output: JSON Lines (default) or CSV, one row per text with the
+predicted label and one probability per class.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import pandas as pd
+
+from textclass.errors import DataError, did_you_mean
+
+TABLE_READERS = {".csv": ",", ".tsv": "\t"}
+
+
+def iter_text_chunks(
+    source: str | Path | TextIO, *, text_col: str | None = None, chunk_size: int = 2048
+) -> Iterator[list[str]]:
+    """Yield lists of at most ``chunk_size`` texts from a file path or an open text stream."""
+    if not isinstance(source, str | Path):
+        yield from _line_chunks(source, chunk_size)
+        return
+    path = Path(source)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (expected a .txt, .csv, .tsv, .jsonl or .parquet file of texts)")
+    suffix = path.suffix.lower()
+    if suffix in (".txt", ""):
+        with path.open(encoding="utf-8", errors="replace") as f:
+            yield from _line_chunks(f, chunk_size)
+        return
+    if suffix in TABLE_READERS:
+        reader = pd.read_csv(path, sep=TABLE_READERS[suffix], chunksize=chunk_size, dtype=str, keep_default_na=False)
+    elif suffix in (".jsonl", ".ndjson"):
+        reader = pd.read_json(path, lines=True, chunksize=chunk_size, dtype=False)
+    elif suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        reader = (b.to_pandas() for b in pq.ParquetFile(path).iter_batches(batch_size=chunk_size))
+    else:
+        raise DataError(f"{path}: unsupported file type {suffix!r} (expected .txt, .csv, .tsv, .jsonl or .parquet)")
+    for frame in reader:
+        column = _text_column(frame, text_col, path)
+        yield frame[column].fillna("").astype(str).tolist()
+
+
+def predict_chunks(clf: Any, chunks: Iterable[list[str]]) -> Iterator[pd.DataFrame]:
+    """Predict each chunk: columns ``text``, ``label`` and ``p_<class>`` per class."""
+    for texts in chunks:
+        if not texts:
+            continue
+        proba = np.asarray(clf.predict_proba(texts))
+        labels = clf.predict(texts)
+        frame = pd.DataFrame({"text": texts, "label": list(labels)})
+        for j, name in enumerate(clf.classes_):
+            frame[f"p_{name}"] = proba[:, j].round(6)
+        yield frame
+
+
+def write_predictions(frames: Iterable[pd.DataFrame], output: str | Path | None = None) -> int:
+    """Write prediction frames as JSONL (default, and to stdout) or CSV (``.csv`` output).
+
+    A file is written through a temporary file and renamed at the end, so an interrupted run
+    never leaves a truncated file in place of an earlier one. Returns the number of rows.
+    """
+    fmt = "csv" if output is not None and Path(output).suffix.lower() == ".csv" else "jsonl"
+    if output is None:
+        return _write_rows(frames, sys.stdout, fmt)
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            count = _write_rows(frames, f, fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
+
+
+def _write_rows(frames: Iterable[pd.DataFrame], out: TextIO, fmt: str) -> int:
+    count = 0
+    writer = None
+    for frame in frames:
+        if fmt == "csv":
+            if writer is None:
+                writer = csv.writer(out)
+                writer.writerow(frame.columns)
+            writer.writerows(frame.itertuples(index=False))
+        else:
+            for row in frame.to_dict(orient="records"):
+                out.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
+        count += len(frame)
+    return count
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _line_chunks(stream: TextIO | io.TextIOBase, chunk_size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for line in stream:
+        text = line.rstrip("\r\n")
+        if text.strip():
+            chunk.append(text)
+        if len(chunk) >= chunk_size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _text_column(frame: pd.DataFrame, text_col: str | None, path: Path) -> str:
+    if text_col is None:
+        candidates = [c for c in frame.columns if str(c).lower() in ("text", "sentence", "review", "message", "content")]
+        if not candidates:
+            raise DataError(f"{path}: no text column found among {list(frame.columns)}; name it with --text-col")
+        return candidates[0]
+    if text_col not in frame.columns:
+        raise DataError(
+            f"{path}: no column {text_col!r}{did_you_mean(text_col, frame.columns)}; columns are {list(frame.columns)}"
+        )
+    return text_col
