@@ -191,6 +191,49 @@ def _epoch_progress(description: str) -> Iterator[list]:
         yield [callback]
 
 
+# --- datasets (owner: data) ----------------------------------------------------------------
+datasets_app = typer.Typer(
+    help="Built-in data sets: list them, or fetch one into the cache ($TEXTCLASS_DATA).",
+    invoke_without_command=True,
+)
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.callback()
+def datasets(ctx: typer.Context) -> None:
+    """List the built-in data sets (name, task, rows, download size, cached or not).
+
+    Example: textclass datasets fetch uci-sentiment
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.table import Table
+
+    from textclass.data import data_home, list_datasets
+
+    table = Table(title="textclass data sets", caption=f"cache: {data_home()}")
+    for column in ("name", "task", "rows", "size", "cached", "summary"):
+        table.add_column(column, justify="right" if column in ("rows", "size") else "left")
+    for row in list_datasets().itertuples():
+        size = f"{row.size:,.0f} MB" if row.size >= 10 else f"{row.size:.2g} MB"
+        table.add_row(row.name, row.task, f"{row.rows:,}", size, "yes" if row.cached else "no", row.summary)
+    Console().print(table)
+
+
+@datasets_app.command("fetch")
+def datasets_fetch(
+    name: str = typer.Argument(..., help="Data set name, e.g. uci-sentiment (see: textclass datasets)."),
+    force: bool = typer.Option(False, "--force", help="Download again even if cached."),
+) -> None:
+    """Download a data set from its official home, verify it, and install it atomically.
+
+    Example: textclass datasets fetch sms-spam
+    """
+    from textclass.data import fetch_dataset
+
+    typer.echo(fetch_dataset(name, progress=True, force=force))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 1 failure, 2 bad input or usage, 130 interrupted)."""
     try:
