@@ -23,6 +23,7 @@ from textclass.data import DatasetInfo, Source, fetch_dataset, load_dataset
 from textclass.errors import DatasetError
 
 GOOD = b"good text\t1\nbad text\t0\n"
+REAL_UCI = data.data_home() / "uci-sentiment"  # read before any test points TEXTCLASS_DATA elsewhere
 
 
 @pytest.fixture
@@ -191,9 +192,9 @@ def test_unknown_name_via_cli(home, capsys):
 
 def test_uci_archive_layout_with_real_bytes(server, home, monkeypatch):
     """The real UCI files, zipped as the official archive lays them out, fetch and verify."""
-    real = Path(__file__).parent.parent.parent / "shared" / "data" / "uci-sentiment"
+    real = REAL_UCI
     if not (real / "yelp_labelled.txt").exists():
-        pytest.skip("the shared copy of uci-sentiment is not available")
+        pytest.skip(f"no copy of uci-sentiment in {real.parent}")
     www, base, _ = server
     files = {f"sentiment labelled sentences/{p.name}": p.read_bytes() for p in real.iterdir()}
     files["__MACOSX/sentiment labelled sentences/._readme.txt"] = b"junk"

@@ -572,12 +572,10 @@ def _pick_column(df: pd.DataFrame, path: Path, wanted: str | None, known: tuple[
     return None
 
 
-def _guess_text_column(df: pd.DataFrame, exclude: set[str]) -> str | None:
+def _guess_text_column(df: pd.DataFrame) -> str | None:
     """The string column with the longest mean length."""
     best, best_len = None, 0.0
     for c in df.columns:
-        if c in exclude:
-            continue
         values = df[c].dropna()
         if values.empty or not all(isinstance(v, str) for v in values.iloc[:1000]):
             continue
@@ -646,7 +644,7 @@ def read_table(
         raise DataError(f"{path}: no such file or folder")
     df, where = _read_any(path)
     df = df.rename(columns=str)
-    text_col = _pick_column(df, path, text_col, TEXT_NAMES, "text", set()) or _guess_text_column(df, set())
+    text_col = _pick_column(df, path, text_col, TEXT_NAMES, "text", set()) or _guess_text_column(df)
     if text_col is None:
         raise DataError(f"{path}: no text column found; name it with --text-col (columns: {', '.join(df.columns)})")
     if group_col is not None:
