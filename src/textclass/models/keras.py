@@ -1,0 +1,267 @@
+"""Keras builders: the tutorial's ladder and a few encoders beyond it.
+
+Every builder takes ``input_dim``, ``input_length``, ``n_outputs``, ``activation`` (the output
+head comes from the data: 1 sigmoid, k softmax, or k sigmoid for multi-label) and
+``embedding_matrix`` (used by the GloVe models), plus the model's own hyperparameters, and returns
+an uncompiled ``keras.Model``. Custom layers are registered under the ``textclass`` package so
+``.keras`` files load with ``safe_mode=True``.
+
+Padding trimming (``trim_padding``): for post-padded token ids, models whose output depends on
+the padded tail only through a max over positions (Embedding → [Conv1D(valid) →]
+GlobalMaxPool1D) give identical outputs when each batch is cut to the longest real length plus
+a few padded positions: every window lying wholly in the padding has the same value, so keeping
+one of them is enough. ``ModelSpec.trim`` says how many to keep (``kernel_size`` for the CNN,
+1 for the max-pool models) and is ``None`` for models where the tail matters (Flatten,
+recurrent and attention encoders).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from textclass.errors import ParameterError
+
+
+def _output(x: Any, n_outputs: int, activation: str) -> Any:
+    return layers.Dense(n_outputs, activation=activation, name="output")(x)
+
+
+def _embedding(
+    input_dim: int,
+    embedding_dim: int,
+    embedding_matrix: np.ndarray | None = None,
+    trainable: bool = True,
+    mask_zero: bool = False,
+) -> layers.Embedding:
+    if embedding_matrix is None:
+        return layers.Embedding(input_dim, embedding_dim, mask_zero=mask_zero, name="embedding")
+    matrix = np.asarray(embedding_matrix, dtype="float32")
+    if matrix.ndim != 2 or matrix.shape[0] != input_dim:
+        raise ParameterError(
+            f"embedding_matrix has shape {matrix.shape}; expected ({input_dim}, dim): one row per "
+            f"token id of the tokenizer (vocab_size = {input_dim})"
+        )
+    return layers.Embedding(
+        input_dim, matrix.shape[1], weights=[matrix], trainable=trainable,
+        mask_zero=mask_zero, name="embedding",
+    )
+
+
+def build_bow_dense(
+    *, input_dim: int, input_length: int | None = None, n_outputs: int, activation: str,
+    embedding_matrix: np.ndarray | None = None, dense_units: int = 10,
+) -> keras.Model:
+    """Experiment 2: a bag-of-words count vector → Dense(10, relu) → output."""
+    inputs = keras.Input(shape=(input_dim,), dtype="float32", name="bow")
+    x = layers.Dense(dense_units, activation="relu", name="dense")(inputs)
+    return keras.Model(inputs, _output(x, n_outputs, activation), name="bow_dense")
+
+
+def build_embed_flatten(
+    *, input_dim: int, input_length: int, n_outputs: int, activation: str,
+    embedding_matrix: np.ndarray | None = None, embedding_dim: int = 50, dense_units: int = 10,
+) -> keras.Model:
+    """Experiment 3: Embedding → Flatten → Dense(10, relu) → output (fixed input length)."""
+    inputs = keras.Input(shape=(input_length,), dtype="int32", name="tokens")
+    x = _embedding(input_dim, embedding_dim, embedding_matrix)(inputs)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(dense_units, activation="relu", name="dense")(x)
+    return keras.Model(inputs, _output(x, n_outputs, activation), name="embed_flatten")
+
+
+def build_embed_maxpool(
+    *, input_dim: int, input_length: int | None = None, n_outputs: int, activation: str,
+    embedding_matrix: np.ndarray | None = None, embedding_dim: int = 50, dense_units: int = 10,
+    trainable: bool = True,
+) -> keras.Model:
+    """Experiment 4: Embedding → GlobalMaxPool1D → Dense(10, relu) → output.
+
+    Takes sequences of any length (trimmed batches); with ``embedding_matrix`` the embedding
+    starts from those vectors and its width is the matrix's.
+    """
+    inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    x = _embedding(input_dim, embedding_dim, embedding_matrix, trainable)(inputs)
+    x = layers.GlobalMaxPooling1D(name="max_pool")(x)
+    x = layers.Dense(dense_units, activation="relu", name="dense")(x)
+    return keras.Model(inputs, _output(x, n_outputs, activation), name="embed_maxpool")
+
+
+def build_glove(
+    *, input_dim: int, input_length: int | None = None, n_outputs: int, activation: str,
+    embedding_matrix: np.ndarray | None = None, trainable: bool = False, dense_units: int = 10,
+    vectors: str = "glove-6b-50d",
+) -> keras.Model:
+    """Experiments 5 and 6: embed-maxpool with a pretrained embedding, frozen or fine-tuned.
+
+    ``vectors`` names the word vectors; the caller (the estimator) turns it into
+    ``embedding_matrix`` with ``textclass.embeddings.build_embedding_matrix``.
+    """
+    if embedding_matrix is None:
+        raise ParameterError(
+            f"the GloVe models need embedding_matrix (built from vectors={vectors!r} with "
+            "textclass.embeddings.build_embedding_matrix(vectors, tokenizer.word_index))"
+        )
+    return build_embed_maxpool(
+        input_dim=input_dim, input_length=input_length, n_outputs=n_outputs,
+        activation=activation, embedding_matrix=embedding_matrix, dense_units=dense_units,
+        trainable=trainable,
+    )
+
+
+def build_cnn(
+    *, input_dim: int, input_length: int | None = None, n_outputs: int, activation: str,
+    embedding_matrix: np.ndarray | None = None, embedding_dim: int = 100,
+    num_filters: int = 128, kernel_size: int = 5, dense_units: int = 10,
+) -> keras.Model:
+    """Experiment 7: Embedding → Conv1D(relu, valid) → GlobalMaxPool1D → Dense(10, relu) → output."""
+    inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    x = _embedding(input_dim, embedding_dim, embedding_matrix)(inputs)
+    x = layers.Conv1D(num_filters, kernel_size, activation="relu", name="conv")(x)
+    x = layers.GlobalMaxPooling1D(name="max_pool")(x)
+    x = layers.Dense(dense_units, activation="relu", name="dense")(x)
+    return keras.Model(inputs, _output(x, n_outputs, activation), name="cnn")
+
+
+def _build_recurrent(cell: type[layers.Layer], name: str, *, input_dim: int, n_outputs: int,
+                     activation: str, embedding_matrix: np.ndarray | None, embedding_dim: int,
+                     units: int, dropout: float) -> keras.Model:
+    inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    # mask_zero: the padded tail is skipped, not read as 80 steps of the padding vector.
+    x = _embedding(input_dim, embedding_dim, embedding_matrix, mask_zero=True)(inputs)
+    x = layers.Bidirectional(cell(units), name="encoder")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    return keras.Model(inputs, _output(x, n_outputs, activation), name=name)
+
+
+def build_bilstm(
+    *, input_dim: int, input_length: int | None = None, n_outputs: int, activation: str,
+    embedding_matrix: np.ndarray | None = None, embedding_dim: int = 64, units: int = 32,
+    dropout: float = 0.2,
+) -> keras.Model:
+    """Embedding (padding masked) → Bidirectional(LSTM) → Dropout → output."""
+    return _build_recurrent(
+        layers.LSTM, "bilstm", input_dim=input_dim, n_outputs=n_outputs, activation=activation,
+        embedding_matrix=embedding_matrix, embedding_dim=embedding_dim, units=units,
+        dropout=dropout,
+    )
+
+
+def build_gru(
+    *, input_dim: int, input_length: int | None = None, n_outputs: int, activation: str,
+    embedding_matrix: np.ndarray | None = None, embedding_dim: int = 64, units: int = 32,
+    dropout: float = 0.2,
+) -> keras.Model:
+    """Embedding (padding masked) → Bidirectional(GRU) → Dropout → output."""
+    return _build_recurrent(
+        layers.GRU, "gru", input_dim=input_dim, n_outputs=n_outputs, activation=activation,
+        embedding_matrix=embedding_matrix, embedding_dim=embedding_dim, units=units,
+        dropout=dropout,
+    )
+
+
+@keras.saving.register_keras_serializable(package="textclass")
+class TokenAndPositionEmbedding(layers.Layer):
+    """Token embedding plus a learned position embedding; id 0 (padding) is masked."""
+
+    def __init__(self, maxlen: int, vocab_size: int, embed_dim: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.maxlen, self.vocab_size, self.embed_dim = maxlen, vocab_size, embed_dim
+        self.token_emb = layers.Embedding(vocab_size, embed_dim, name="token")
+        self.pos_emb = layers.Embedding(maxlen, embed_dim, name="position")
+
+    def build(self, input_shape: tuple) -> None:
+        self.token_emb.build(input_shape)
+        self.pos_emb.build((input_shape[-1],))
+
+    def call(self, inputs: Any) -> Any:
+        positions = ops.arange(ops.shape(inputs)[-1])
+        return self.token_emb(inputs) + self.pos_emb(positions)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return ops.not_equal(inputs, 0)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (*input_shape, self.embed_dim)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "maxlen": self.maxlen, "vocab_size": self.vocab_size,
+                "embed_dim": self.embed_dim}
+
+
+@keras.saving.register_keras_serializable(package="textclass")
+class TransformerEncoder(layers.Layer):
+    """One post-norm encoder block: self-attention over non-padding tokens, then a feed-forward net."""
+
+    def __init__(self, embed_dim: int, num_heads: int, ff_dim: int, dropout: float = 0.1,
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        self.embed_dim, self.num_heads, self.ff_dim, self.dropout = embed_dim, num_heads, ff_dim, dropout
+        self.supports_masking = True
+        self.attention = layers.MultiHeadAttention(num_heads, embed_dim // num_heads, name="attention")
+        self.ffn_in = layers.Dense(ff_dim, activation="relu", name="ffn_in")
+        self.ffn_out = layers.Dense(embed_dim, name="ffn_out")
+        self.norm1 = layers.LayerNormalization(epsilon=1e-6, name="norm1")
+        self.norm2 = layers.LayerNormalization(epsilon=1e-6, name="norm2")
+        self.drop1 = layers.Dropout(dropout)
+        self.drop2 = layers.Dropout(dropout)
+
+    def build(self, input_shape: tuple) -> None:
+        self.attention.build(input_shape, input_shape)
+        self.norm1.build(input_shape)
+        self.ffn_in.build(input_shape)
+        self.ffn_out.build((*input_shape[:-1], self.ff_dim))
+        self.norm2.build(input_shape)
+
+    def call(self, inputs: Any, mask: Any = None, training: bool | None = None) -> Any:
+        attention_mask = None if mask is None else ops.expand_dims(mask, axis=1)
+        attended = self.attention(inputs, inputs, attention_mask=attention_mask, training=training)
+        x = self.norm1(inputs + self.drop1(attended, training=training))
+        ff = self.ffn_out(self.ffn_in(x))
+        return self.norm2(x + self.drop2(ff, training=training))
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "embed_dim": self.embed_dim, "num_heads": self.num_heads,
+                "ff_dim": self.ff_dim, "dropout": self.dropout}
+
+
+def build_transformer(
+    *, input_dim: int, input_length: int, n_outputs: int, activation: str,
+    embedding_matrix: np.ndarray | None = None, embedding_dim: int = 32, num_heads: int = 2,
+    ff_dim: int = 64, dropout: float = 0.1,
+) -> keras.Model:
+    """Token + position embedding → one Transformer encoder block → masked mean pool → output."""
+    if embedding_dim % num_heads:
+        raise ParameterError(
+            f"embedding_dim={embedding_dim} must be a multiple of num_heads={num_heads}"
+        )
+    inputs = keras.Input(shape=(input_length,), dtype="int32", name="tokens")
+    x = TokenAndPositionEmbedding(input_length, input_dim, embedding_dim, name="embedding")(inputs)
+    x = TransformerEncoder(embedding_dim, num_heads, ff_dim, dropout, name="encoder")(x)
+    x = layers.GlobalAveragePooling1D(name="mean_pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    return keras.Model(inputs, _output(x, n_outputs, activation), name="transformer")
+
+
+def trim_padding(x: np.ndarray, extra: int, multiple: int = 8) -> np.ndarray:
+    """Cut post-padded token ids to the longest real length + ``extra`` padded positions.
+
+    The kept length is rounded up to a ``multiple`` (fewer distinct shapes, fewer JAX
+    recompilations) and never exceeds the input's. Only for models whose ``ModelSpec.trim`` is
+    not None, with ``extra = spec.trim_extra(params)``; for those the predictions are identical.
+    Sort rows by length before batching to gain the most.
+    """
+    x = np.asarray(x)
+    nonzero = x != 0
+    # Real length = position of the last non-zero id + 1 (0 for an all-padding row).
+    lengths = np.where(nonzero.any(axis=1), x.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
+    longest = int(lengths.max(initial=0))
+    keep = min(x.shape[1], math.ceil((longest + extra) / multiple) * multiple)
+    return x[:, :keep]

@@ -1,0 +1,188 @@
+"""The model registry: tutorial architectures by parameter count, heads, safe save/load, trimming."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from textclass.errors import ParameterError
+from textclass.models import MODELS, PREPROCESS_PARAMS, TRAIN_PARAMS, available_models, get_model
+from textclass.models.keras import trim_padding
+
+KERAS = [name for name, spec in MODELS.items() if spec.kind == "keras"]
+SKLEARN = [name for name, spec in MODELS.items() if spec.kind == "sklearn"]
+HEADS = {"binary": (1, "sigmoid"), "multiclass": (5, "softmax"), "multilabel": (28, "sigmoid")}
+
+
+def build(name, *, input_dim=1747, input_length=100, n_outputs=1, activation="sigmoid", **hyper):
+    """Build a registry model with its defaults (minus preprocessing/training) overridden by hyper."""
+    spec = get_model(name)
+    params = {k: v for k, v in spec.defaults.items() if k in spec.model_params}
+    params.update(hyper)
+    matrix = None
+    if "vectors" in spec.defaults:
+        matrix = np.random.default_rng(0).normal(size=(input_dim, 50)).astype("float32")
+    return spec.build(input_dim=input_dim, input_length=input_length, n_outputs=n_outputs,
+                      activation=activation, embedding_matrix=matrix, **params)
+
+
+def tokens(n=16, input_dim=1747, input_length=100, seed=0):
+    """Post-padded token ids of random real lengths 1..min(30, input_length)."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, input_length), dtype="int32")
+    for row, length in enumerate(rng.integers(1, min(30, input_length) + 1, size=n)):
+        x[row, :length] = rng.integers(1, input_dim, size=length)
+    return x
+
+
+@pytest.mark.parametrize(
+    "name, input_dim, expected",
+    [("bow-dense", 1714, 17_161), ("embed-flatten", 1747, 137_371),
+     ("embed-maxpool", 1747, 87_871), ("cnn", 1747, 240_129),
+     ("glove-frozen", 1747, 87_871), ("glove-tuned", 1747, 87_871)],
+)
+def test_tutorial_parameter_counts(name, input_dim, expected):
+    assert build(name, input_dim=input_dim).count_params() == expected
+
+
+def test_tutorial_layer_counts():
+    model = build("cnn")
+    counts = {layer.name: layer.count_params() for layer in model.layers}
+    assert counts == {"tokens": 0, "embedding": 174_700, "conv": 64_128, "max_pool": 0,
+                      "dense": 1_290, "output": 11}
+
+
+@pytest.mark.parametrize("name, trainable", [("glove-frozen", False), ("glove-tuned", True)])
+def test_glove_embedding_trainable_and_initialised(name, trainable):
+    matrix = np.random.default_rng(1).normal(size=(300, 50)).astype("float32")
+    spec = get_model(name)
+    model = spec.build(input_dim=300, input_length=100, n_outputs=1, activation="sigmoid",
+                       embedding_matrix=matrix, trainable=spec.defaults["trainable"], dense_units=10)
+    embedding = model.get_layer("embedding")
+    assert embedding.trainable is trainable
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(embedding.embeddings), matrix)
+    n_embedding_trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights) - 521
+    assert n_embedding_trainable == (300 * 50 if trainable else 0)
+
+
+def test_glove_without_matrix_is_a_parameter_error():
+    with pytest.raises(ParameterError, match="embedding_matrix"):
+        get_model("glove-frozen").build(input_dim=10, input_length=5, n_outputs=1,
+                                        activation="sigmoid")
+
+
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("name", KERAS)
+def test_keras_heads_and_safe_round_trip(name, head, tmp_path):
+    n_outputs, activation = HEADS[head]
+    small = {"input_dim": 200, "input_length": 20}
+    model = build(name, n_outputs=n_outputs, activation=activation, **small)
+    x = (np.random.default_rng(0).poisson(1.0, size=(4, 200)).astype("float32")
+         if get_model(name).inputs == "bow" else tokens(4, 200, 20))
+    before = model.predict(x, verbose=0)
+    assert before.shape == (4, n_outputs)
+    if activation == "softmax":
+        np.testing.assert_allclose(before.sum(axis=1), 1.0, atol=1e-5)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), before, atol=1e-6)
+
+
+def tiny_texts():
+    good = ["great food and lovely staff", "really good, would come again", "loved it!",
+            "excellent value, great service", "wonderful place, so good", "the best pizza ever"]
+    bad = ["terrible food and rude staff", "really bad, never again", "hated it!",
+           "awful value, slow service", "horrible place, so bad", "the worst pizza ever"]
+    meh = ["it was okay I guess", "average food, nothing special", "fine, not great not bad",
+           "an ordinary lunch", "so-so service, ok food", "middling, it was alright"]
+    return good, bad, meh
+
+
+@pytest.mark.parametrize("name", SKLEARN)
+def test_sklearn_single_label_probabilities(name):
+    good, bad, meh = tiny_texts()
+    texts, y = good + bad + meh, ["pos"] * 6 + ["neg"] * 6 + ["meh"] * 6
+    for X, labels in [(good + bad, y[:12]), (texts, y)]:
+        clf = get_model(name).build(multilabel=False, random_state=0).fit(X, labels)
+        proba = clf.predict_proba(["great staff", "bad food"])
+        assert proba.shape == (2, len(set(labels)))
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+    assert list(clf.predict(["great food, lovely", "terrible and rude"])) == ["pos", "neg"]
+
+
+@pytest.mark.parametrize("name", SKLEARN)
+def test_sklearn_multilabel_per_tag_probabilities(name):
+    good, bad, meh = tiny_texts()
+    texts = good + bad + meh
+    # Tags: positive, negative, mentions food. Each value of each tag occurs >= 5 times.
+    y = np.array([[t in good, t in bad, "food" in t or "pizza" in t or "lunch" in t] for t in texts])
+    y[:5, 2] = 1
+    y[12:17, 2] = 0
+    clf = get_model(name).build(multilabel=True, random_state=0).fit(texts, y.astype(int))
+    proba = clf.predict_proba(["great food", "awful service"])
+    assert proba.shape == (2, 3)
+    assert ((proba >= 0) & (proba <= 1)).all()
+    assert not np.allclose(proba.sum(axis=1), 1.0)  # independent tags, not a distribution
+
+
+def test_nbsvm_beats_chance_on_a_held_out_sentence():
+    good, bad, _ = tiny_texts()
+    clf = get_model("nbsvm").build(multilabel=False, random_state=0).fit(good + bad, [1] * 6 + [0] * 6)
+    assert clf.predict_proba(["so good, loved the staff"])[0, 1] > 0.5
+    assert clf.named_steps["classifier"].ratios_.shape[0] == 1  # binary: one ratio vector
+
+
+def test_unknown_model_suggests_the_closest_name():
+    with pytest.raises(ParameterError, match="'cnn'"):
+        get_model("cnnn")
+
+
+def test_registry_is_complete_and_consistent():
+    assert [s.name for s in available_models()] == list(MODELS)
+    assert set(MODELS) >= {"bow-logreg", "bow-dense", "embed-flatten", "embed-maxpool",
+                           "glove-frozen", "glove-tuned", "cnn", "tfidf-linear", "nbsvm",
+                           "bilstm", "gru", "transformer"}
+    cnn = get_model("cnn").defaults
+    assert (cnn["embedding_dim"], cnn["num_filters"], cnn["kernel_size"], cnn["epochs"],
+            cnn["batch_size"], cnn["maxlen"], cnn["num_words"], cnn["padding"]) == (
+        100, 128, 5, 10, 10, 100, 5000, "post")
+    for spec in available_models():
+        assert "\n" not in spec.summary and spec.summary
+        assert PREPROCESS_PARAMS[spec.inputs] <= set(spec.defaults), spec.name
+        assert (TRAIN_PARAMS <= set(spec.defaults)) == (spec.kind == "keras"), spec.name
+        assert set(spec.space) <= set(spec.defaults), spec.name
+
+
+def test_cli_lists_every_model(capsys):
+    from textclass.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in MODELS:
+        assert name in out
+
+
+@pytest.mark.parametrize("name, hyper", [("cnn", {}), ("cnn", {"kernel_size": 7}),
+                                         ("embed-maxpool", {}), ("glove-tuned", {})])
+def test_trimmed_padding_gives_identical_predictions(name, hyper):
+    spec = get_model(name)
+    extra = spec.trim_extra(hyper)
+    assert extra == hyper.get("kernel_size", 5 if name == "cnn" else 1)
+    model = build(name, **hyper)
+    x = tokens(32)
+    trimmed = trim_padding(x, extra, multiple=1)
+    assert trimmed.shape[1] < x.shape[1] // 2
+    np.testing.assert_allclose(model.predict(trimmed, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-6)
+
+
+def test_trim_padding_keeps_longest_plus_extra_and_never_grows():
+    x = np.zeros((3, 12), dtype="int32")
+    x[0, :4] = 7
+    x[1, :2] = 3
+    assert trim_padding(x, 2, multiple=1).shape == (3, 6)
+    assert trim_padding(x, 2, multiple=8).shape == (3, 8)
+    assert trim_padding(x, 20).shape == (3, 12)
+    assert trim_padding(np.zeros((2, 5), dtype="int32"), 1, multiple=1).shape == (2, 1)
+    assert [get_model(n).trim for n in ("embed-flatten", "bilstm", "transformer")] == [None] * 3
