@@ -234,6 +234,25 @@ def datasets_fetch(
     typer.echo(fetch_dataset(name, progress=True, force=force))
 
 
+@app.command()
+def models() -> None:
+    """List the model registry: name, kind, one-line summary and default hyperparameters.
+
+    Example: textclass models
+    """
+    from rich.table import Table
+
+    from textclass.models import available_models
+
+    table = Table(title="textclass models")
+    for column in ("name", "kind", "summary", "defaults"):
+        table.add_column(column, overflow="fold")
+    for spec in available_models():
+        defaults = ", ".join(f"{k}={v}" for k, v in spec.defaults.items())
+        table.add_row(spec.name, spec.kind, spec.summary, defaults)
+    Console(width=max(Console().width, 160)).print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 1 failure, 2 bad input or usage, 130 interrupted)."""
     try:
