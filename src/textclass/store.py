@@ -1,0 +1,209 @@
+"""Model files: a fitted ``TextClassifier`` as a directory that is safe to load.
+
+Layout::
+
+    manifest.json        format version, textclass version, model name, parameters, labels,
+                         Keras backend, training history, sha256 of every other file
+    preprocessor/        tokenizer or vocabulary as JSON (Keras models)
+    model.keras          Keras weights + architecture, loaded with ``safe_mode=True``
+    model.skops          scikit-learn models, loaded by skops with an explicit allow-list of types
+
+No pickle: a model file from someone else cannot run code when loaded. Saving writes a sibling
+temporary directory and renames it into place, so a crash mid-save leaves the previous model intact.
+Loading checks every hash first, so a tampered or truncated file is refused before it is parsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textclass.errors import ModelFileError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+KERAS_FILE = "model.keras"
+SKOPS_FILE = "model.skops"
+PREPROCESSOR_DIR = "preprocessor"
+# Types skops may rebuild beyond its own defaults: only scikit-learn, NumPy, SciPy and our models.
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "scipy.sparse._", "textclass.models.")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_trusted(types: list[str], where: Path) -> None:
+    bad = [t for t in types if not t.startswith(TRUSTED_PREFIXES)]
+    if bad:
+        raise ModelFileError(f"{where}: refusing to load types outside the allow-list "
+                             f"({', '.join(TRUSTED_PREFIXES)}): {', '.join(bad)}")
+
+
+def _encode(value: Any) -> Any:
+    """JSON-safe parameters; tuples are tagged so they come back as tuples."""
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {"__dict__": [[_encode(k), _encode(v)] for k, v in value.items()]}
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise ModelFileError(f"cannot save parameter value {value!r} of type {type(value).__name__}: "
+                         "only numbers, strings, booleans, None, lists, tuples and dicts are stored")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, dict):
+        if "__tuple__" in value:
+            return tuple(_decode(v) for v in value["__tuple__"])
+        if "__dict__" in value:
+            return {_decode(k): _decode(v) for k, v in value["__dict__"]}
+    return value
+
+
+def save_model(clf, path: str | os.PathLike[str]) -> Path:
+    """Save a fitted ``TextClassifier`` to the directory ``path``, replacing it only on success."""
+    from sklearn.utils.validation import check_is_fitted
+
+    import textclass
+
+    check_is_fitted(clf, "model_")
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / MANIFEST).exists())):
+        raise ModelFileError(f"{path}: exists and is not a textclass model directory; not overwriting it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir()
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "textclass_version": textclass.__version__,
+            "model": clf.model,
+            "params": _encode(clf.get_params(deep=False)),
+            "hyperparameters": _encode(clf.hyperparameters_),
+            "labels": {**clf.codec_.to_dict(), "threshold": clf.threshold},
+            "history": clf.history_,
+        }
+        if clf.preprocessor_ is None:
+            import skops.io as sio
+
+            sio.dump(clf.model_, tmp / SKOPS_FILE)
+            untrusted = sio.get_untrusted_types(file=tmp / SKOPS_FILE)
+            _check_trusted(untrusted, tmp / SKOPS_FILE)
+            manifest["skops_trusted"] = untrusted
+        else:
+            import keras
+
+            clf.preprocessor_.save(tmp / PREPROCESSOR_DIR)
+            clf.model_.save(tmp / KERAS_FILE)
+            manifest["keras_backend"] = keras.backend.backend()
+            manifest["keras_version"] = keras.__version__
+        manifest["files"] = {f.relative_to(tmp).as_posix(): _sha256(f)
+                             for f in sorted(tmp.rglob("*")) if f.is_file()}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        _replace_dir(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Move ``new`` to ``target``; an existing ``target`` is removed only once ``new`` is in place."""
+    if not target.exists():
+        os.rename(new, target)
+        return
+    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _read_manifest(path: Path) -> dict:
+    file = path / MANIFEST
+    if not file.is_file():
+        raise ModelFileError(f"{path}: not a textclass model directory (no {MANIFEST})")
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"{file}: unreadable manifest: {e}") from None
+    version = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if version != FORMAT_VERSION:
+        raise ModelFileError(f"{file}: unknown format_version {version!r}; this textclass reads "
+                             f"version {FORMAT_VERSION}")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise ModelFileError(f"{file}: no file hashes")
+    for name, digest in files.items():
+        f = path / name
+        if not f.resolve().is_relative_to(path.resolve()):
+            raise ModelFileError(f"{file}: file {name!r} lies outside the model directory")
+        if not f.is_file():
+            raise ModelFileError(f"{f}: missing")
+        if _sha256(f) != digest:
+            raise ModelFileError(f"{f}: sha256 does not match the manifest (tampered or truncated)")
+    return manifest
+
+
+def load_model(path: str | os.PathLike[str]):
+    """Load a model directory written by ``save_model``; every file is verified first."""
+    from textclass.estimator import TextClassifier
+    from textclass.labels import LabelCodec
+    from textclass.models import get_model
+
+    path = Path(path)
+    manifest = _read_manifest(path)
+    try:
+        clf = TextClassifier(**_decode(manifest["params"]))
+        clf.hyperparameters_ = _decode(manifest["hyperparameters"])
+        clf.codec_ = LabelCodec.from_dict({k: v for k, v in manifest["labels"].items() if k != "threshold"})
+        clf.history_ = manifest.get("history", {})
+        get_model(clf.model)  # a known model; importing the registry registers its custom layers
+    except (KeyError, TypeError, ValueError) as e:  # ParameterError is a ValueError
+        raise ModelFileError(f"{path / MANIFEST}: invalid content: {e}") from None
+    clf.classes_ = clf.codec_.classes_
+    clf.task_ = clf.codec_.task_
+    files = manifest["files"]
+    if SKOPS_FILE in files:
+        import skops.io as sio
+
+        untrusted = sio.get_untrusted_types(file=path / SKOPS_FILE)
+        _check_trusted(untrusted, path / SKOPS_FILE)
+        try:
+            clf.model_ = sio.load(path / SKOPS_FILE, trusted=untrusted)
+        except Exception as e:  # skops raises many types on a malformed file
+            raise ModelFileError(f"{path / SKOPS_FILE}: cannot load: {e}") from None
+        clf.preprocessor_ = None
+    elif KERAS_FILE in files:
+        import keras
+
+        from textclass.preprocess import load_preprocessor
+
+        clf.preprocessor_ = load_preprocessor(path / PREPROCESSOR_DIR)
+        try:
+            clf.model_ = keras.saving.load_model(path / KERAS_FILE, safe_mode=True, compile=False)
+        except Exception as e:  # keras raises many types on a malformed file
+            raise ModelFileError(f"{path / KERAS_FILE}: cannot load: {e}") from None
+    else:
+        raise ModelFileError(f"{path / MANIFEST}: lists neither {KERAS_FILE} nor {SKOPS_FILE}")
+    return clf
