@@ -234,6 +234,70 @@ def datasets_fetch(
     typer.echo(fetch_dataset(name, progress=True, force=force))
 
 
+SEARCH_SETS = typer.Option(
+    None, "-s", "--set",
+    help="Search-space entry; repeatable: list 'num_filters=32,64,128', range 'learning_rate=1e-4..1e-2:log' "
+    "(':int' for integers), or one value to fix it 'embedding_dim=50'. Replaces the model's default entry.",
+)
+
+
+@app.command()
+def search(
+    data: str = typer.Argument(..., help="A built-in data set name or a data file."),
+    model: str = typer.Option("bow-logreg", "-m", "--model", help="Registry model name (see `textclass models`)."),
+    out: Path = typer.Option(None, "-o", "--out", help="Run directory to write [default: runs/search-MODEL]."),
+    sampler: str = typer.Option("tpe", "--sampler", help="grid, random (without replacement on lists) or tpe."),
+    trials: int = typer.Option(20, "--trials", help="Finished trials wanted (complete + pruned); grid: at most the grid."),
+    cv: int = typer.Option(4, "--cv", help="Stratified k-fold CV scoring each trial (training data only)."),
+    outer_cv: int = typer.Option(None, "--outer-cv", help="Nested CV: estimate the whole search on K outer folds."),
+    sets: list[str] = SEARCH_SETS,
+    space_file: Path = typer.Option(None, "--space", help="Search space as a YAML or TOML file (name: [values] or {low, high, log, int})."),
+    params: list[str] = PARAMS,
+    epochs: int = typer.Option(None, "--epochs", help="Training epochs (Keras models) [default: the model's]."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Batch size (Keras models) [default: the model's]."),
+    scoring: str = typer.Option(None, "--scoring", help="scikit-learn scorer, e.g. f1_macro [default: accuracy]."),
+    where: str = typer.Option(None, "--where", help="Keep rows where COLUMN=VALUE, e.g. --where source=yelp."),
+    text_col: str = TEXT_COL,
+    label_col: str = LABEL_COL,
+    test_size: float = typer.Option(0.25, "--test-size", help="Share of rows held out for the final test score."),
+    seed: int = typer.Option(1000, "--seed", help="Random seed for the split, the folds, the sampler and the models."),
+    stratify: bool = typer.Option(False, "--stratify", help="Keep class shares equal in train and test."),
+    storage: str = typer.Option(None, "--storage", help="SQLAlchemy URL of the study [default: sqlite:///OUT/study.db]."),
+    study_name: str = typer.Option("textclass-search", "--study-name", help="Name of the study in the storage."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted study up to --trials finished trials."),
+    jobs: int = typer.Option(1, "-j", "--jobs", help="Worker processes on this machine."),
+    dask: str = typer.Option(None, "--dask", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786; needs a shared --storage."),
+    prune: bool = typer.Option(True, "--prune/--no-prune", help="Stop trials whose running CV mean is below the median."),
+) -> None:
+    """Search a model's hyperparameters by cross-validation, refit the best, score it on held-out data.
+
+    Example (the tutorial's experiment 8 on yelp): textclass search uci-sentiment --where source=yelp
+    -m cnn --sampler random --trials 5 --cv 4 --epochs 20 --batch-size 10 -s embedding_dim=50
+    """
+    from textclass import search as s
+    from textclass.space import load_space_file, model_space, parse_assignments
+
+    overrides = load_space_file(space_file) if space_file else {}
+    overrides.update(parse_assignments(sets))
+    fixed = parse_params(params)
+    fixed.update({k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None})
+    space = model_space(model, overrides=overrides, fixed=fixed)  # refuse bad names before loading data
+    frame = s.load_where(data, text_col=text_col, label_col=label_col, where=where)
+    out = out or Path("runs") / f"search-{model}"
+    result, metrics = s.search_run(
+        frame, model, out, test_size=test_size, seed=seed, stratify=stratify, storage=storage, space=space,
+        sampler=sampler, n_trials=trials, cv=cv, outer_cv=outer_cv, scoring=scoring, prune=prune,
+        study_name=study_name, resume=resume, jobs=jobs, dask=dask, progress=True,
+    )
+    console = Console()
+    console.print(s.results_table(result, title=f"{model} on {data}: {len(result.trials)} trials"))
+    console.print(f"best (trial {result.best_trial}): {result.best_params}  CV {result.best_score:.4f} ± {result.best_std:.4f}")
+    if result.nested_scores:
+        console.print(f"nested CV ({len(result.nested_scores)} outer folds): {result.nested_mean:.4f} ± {result.nested_std:.4f}")
+    console.print(f"held-out test accuracy of the refit best: {metrics['accuracy']:.4f} (n={metrics['n']})")
+    typer.echo(f"wrote {out}/")
+
+
 @app.command()
 def models() -> None:
     """List the model registry: name, kind, one-line summary and default hyperparameters.
