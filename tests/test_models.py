@@ -72,21 +72,30 @@ def test_glove_without_matrix_is_a_parameter_error():
                                         activation="sigmoid")
 
 
-@pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("name", KERAS)
-def test_keras_heads_and_safe_round_trip(name, head, tmp_path):
-    n_outputs, activation = HEADS[head]
-    small = {"input_dim": 200, "input_length": 20}
-    model = build(name, n_outputs=n_outputs, activation=activation, **small)
+def test_keras_output_heads(name):
+    for n_outputs, activation in HEADS.values():
+        model = build(name, input_dim=200, input_length=20, n_outputs=n_outputs, activation=activation)
+        assert tuple(model.output.shape) == (None, n_outputs)
+        assert model.get_layer("output").activation.__name__ == activation
+
+
+@pytest.mark.parametrize("name", KERAS)
+def test_keras_safe_round_trip(name, tmp_path):
+    # Multi-label head (28 sigmoids): the widest output, through a .keras file in safe mode.
+    model = build(name, input_dim=200, input_length=20, n_outputs=28)
     x = (np.random.default_rng(0).poisson(1.0, size=(4, 200)).astype("float32")
          if get_model(name).inputs == "bow" else tokens(4, 200, 20))
     before = model.predict(x, verbose=0)
-    assert before.shape == (4, n_outputs)
-    if activation == "softmax":
-        np.testing.assert_allclose(before.sum(axis=1), 1.0, atol=1e-5)
+    assert before.shape == (4, 28)
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), before, atol=1e-6)
+
+
+def test_softmax_head_gives_distributions():
+    model = build("cnn", input_dim=200, input_length=20, n_outputs=5, activation="softmax")
+    np.testing.assert_allclose(model.predict(tokens(4, 200, 20), verbose=0).sum(axis=1), 1.0, atol=1e-5)
 
 
 def tiny_texts():
