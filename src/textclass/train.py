@@ -61,8 +61,7 @@ def train_run(
     out_dir = Path(out_dir)
     train, test = split_frame(data, test_size=test_size, random_state=seed, stratify=stratify)
     clf = TextClassifier(model, random_state=seed, **dict(params or {}))
-    fit_params = {"callbacks": list(callbacks)} if callbacks and clf.spec.kind == "keras" else {}
-    clf.fit(train["text"], train["label"], **fit_params)
+    clf.fit(train["text"], train["label"], callbacks=list(callbacks))  # sklearn models ignore them
 
     metrics = evaluate_model(clf, test["text"], test["label"])
     metrics.update(model=model, params=_json_safe(clf.get_params()), n_train=len(train), seed=seed)
