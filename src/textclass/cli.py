@@ -317,6 +317,60 @@ def models() -> None:
     Console(width=max(Console().width, 160)).print(table)
 
 
+@app.command()
+def compare(
+    data: str = typer.Argument(..., help="A built-in data set name (see `textclass datasets`) or a data file."),
+    models_: str = typer.Option(..., "-m", "--models", help="Comma-separated registry model names."),
+    cv: int = typer.Option(10, "--cv", help="Folds of the stratified k-fold cross-validation."),
+    repeats: int = typer.Option(1, "--repeats", help="Repeats of the k-fold CV (different shuffles)."),
+    by: str = typer.Option(None, "--by", help="Column to compare within, e.g. source [default: --group-col]."),
+    cross_domain: bool = typer.Option(False, "--cross-domain", help="Add train-on-other-groups, test-on-this table."),
+    metric: str = typer.Option("accuracy", "--metric", help="Picks the best model and the tested metric: accuracy or f1_macro."),
+    text_col: str = TEXT_COL,
+    label_col: str = LABEL_COL,
+    group_col: str = typer.Option(None, "--group-col", help="Column holding a group (e.g. source) in a data file."),
+    params: list[str] = PARAMS,
+    seed: int = typer.Option(0, "--seed", help="Seed of the folds and of the models."),
+    jobs: int = typer.Option(None, "-j", "--jobs", help="Worker processes [default: one per core]."),
+    out: Path = typer.Option(None, "-o", "--out", help="Also write compare.md, CSVs and accuracy.png here."),
+) -> None:
+    """Cross-validate models side by side: intervals, paired tests, optional cross-domain table.
+
+    Example: textclass compare uci-sentiment -m bow-logreg,nbsvm,cnn --cv 10 --by source --cross-domain
+    """
+    from textclass.compare import compare as run_compare
+
+    result = run_compare(data, models_.split(","), cv=cv, repeats=repeats, by=by, cross_domain=cross_domain,
+                         params=parse_params(params), metric=metric, seed=seed, n_jobs=jobs, progress=True,
+                         text_col=text_col, label_col=label_col, group_col=group_col)
+    result.render(Console(width=max(Console().width, 120)))
+    if out is not None:
+        typer.echo(f"wrote {result.write(out)}/")
+
+
+@app.command()
+def reproduce(
+    out: Path = typer.Option(Path("reproduce"), "-o", "--out", help="Folder for report.md, results.csv/json, plots."),
+    only: str = typer.Option(None, "--only", help="Experiments to run, e.g. 1,7 or 2-4 [default: all eight]."),
+    quick: bool = typer.Option(False, "--quick", help="A first look in about a minute: fewer epochs, folds, sources."),
+    folds: int = typer.Option(None, "--cv", help="Folds of the honest protocol's CV [default: 10; 3 with --quick]."),
+    repeats: int = typer.Option(None, "--repeats", help="Repeats of the honest protocol's CV [default: 1]."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the models and the CV folds (the tutorial split stays 1000)."),
+    jobs: int = typer.Option(None, "-j", "--jobs", help="Worker processes [default: one per core]."),
+) -> None:
+    """Run the tutorial's eight experiments: published figures beside ours, tutorial and honest protocols.
+
+    Example: textclass reproduce --only 1,7 -o reproduce
+    """
+    from textclass.reproduce import Settings, render, reproduce as run_reproduce
+
+    overrides = {k: v for k, v in (("folds", folds), ("repeats", repeats)) if v is not None}
+    settings = (Settings.quick if quick else Settings)(seed=seed, n_jobs=jobs, **overrides)
+    run = run_reproduce(out, only=only, settings=settings, progress=True)
+    render(run, Console(width=max(Console().width, 140)))
+    typer.echo(f"wrote {out}/report.md")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 1 failure, 2 bad input or usage, 130 interrupted)."""
     try:

@@ -54,3 +54,28 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_intervals(rows: Any, path: str | Path, *, title: str = "accuracy with 95% interval") -> Path:
+    """Grouped bars of a score with its interval: one group of bars per ``group``, one bar per
+    ``model``. ``rows``: a DataFrame (or records) with columns group, model, mean, lo, hi."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows).dropna(subset=["mean"])
+    groups = list(dict.fromkeys(df["group"]))
+    models = list(dict.fromkeys(df["model"]))
+    width = 0.8 / max(1, len(models))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(models)) ** 0.5 + 3), 5))
+    for k, model in enumerate(models):
+        part = df[df["model"] == model].set_index("group").reindex(groups)
+        x = np.arange(len(groups)) + (k - (len(models) - 1) / 2) * width
+        mean = part["mean"].to_numpy(dtype=float)
+        err = np.vstack([mean - part["lo"].to_numpy(dtype=float), part["hi"].to_numpy(dtype=float) - mean])
+        ax.bar(x, mean, width, yerr=err, capsize=3, label=str(model))
+    ax.set_xticks(np.arange(len(groups)), [str(g) for g in groups])
+    low = float(np.nanmin(df["lo"])) if len(df) else 0.0
+    ax.set_ylim(max(0.0, low - 0.1), 1.0)
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(fontsize="small", ncol=2)
+    return _save(fig, path)
