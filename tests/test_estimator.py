@@ -140,7 +140,7 @@ def test_cross_val_score_and_pipeline():
 def test_randomized_search_cv_tutorial_experiment_8_shape():
     X, y = corpus()
     search = RandomizedSearchCV(
-        TextClassifier("cnn", **CNN),
+        TextClassifier("cnn", **{**CNN, "epochs": 1}),
         param_distributions={"num_filters": [2, 4], "kernel_size": [3, 5], "embedding_dim": [8]},
         n_iter=2, cv=2, random_state=0)  # the tutorial: n_iter=5, cv=4
     search.fit(X, y)

@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from textclass.errors import DataError, ParameterError, did_you_mean
 
-PREDICT_BATCH = 1024  # rows per forward pass: bounded memory, few distinct shapes to compile
+PREDICT_BATCH = 512  # rows per forward pass: bounded memory, few distinct shapes to compile
 PREDICT_CHUNK = 16384  # texts tokenized at a time, so huge inputs stream in bounded memory
 WIDTH_STEP = 8  # trimmed widths are rounded up to a multiple of this, to limit recompiles
 
