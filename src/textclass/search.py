@@ -14,12 +14,14 @@ touched once, by the best configuration refit on all the training data.
   was interrupted (Ctrl-C, kill -9) continues with ``resume=True``: trials that were running are
   marked failed and their configurations queued again, and the search ends with exactly
   ``n_trials`` finished (complete or pruned) trials.
-- Parallel: ``jobs=N`` starts N worker *processes* (JAX training holds the GIL for much of its
-  work, so Optuna's threads would not help) that share the study through its storage, each
-  running its share of the remaining trials. ``dask=ADDRESS`` submits the same workers to a Dask
-  cluster; the storage must then be reachable from every worker (a shared SQLite file on one
-  machine, PostgreSQL/MySQL across machines). This needs nothing beyond Optuna and Dask, unlike
-  optuna-integration's DaskStorage, and it is the same code path as ``jobs``.
+- Parallel: ``jobs=N`` starts N worker *processes* (Keras-on-JAX training holds the GIL for much
+  of its work, so Optuna's own ``n_jobs`` threads do not help: see bench/bench_search.py) that
+  share the study through its storage; each trial is one task. ``dask=ADDRESS`` submits the same
+  tasks to a Dask cluster (start its workers with ``--nthreads 1``); the storage must then be
+  reachable from every worker (a shared SQLite file on one machine, PostgreSQL/MySQL across
+  machines). This needs nothing beyond Optuna and Dask, unlike optuna-integration's DaskStorage
+  (not installed; it proxies every storage call through the scheduler), and it is the same code
+  path as ``jobs``.
 - Nested CV (``outer_cv=K``): the whole search-and-refit is repeated on K outer training folds and
   scored on the outer test folds, an estimate of what the procedure (not one lucky configuration)
   achieves on unseen data.
@@ -176,8 +178,7 @@ def search(
         (for ``jobs > 1``: a temporary SQLite file).
     resume : continue the study ``study_name`` found in ``storage``; without it an existing study
         is refused rather than silently mixed with.
-    jobs : worker processes on this machine; with ``dask``, workers on the cluster (default: one
-        per Dask worker).
+    jobs : worker processes on this machine (ignored with ``dask``: the cluster's workers run the trials).
     dask : a Dask scheduler address or ``distributed.Client``.
 
     Examples
@@ -328,36 +329,38 @@ def _run_study(config: SearchConfig, X, y, url, name, resume, jobs, dask, progre
 
 
 def _parallel(config, X, y, url, name, remaining, jobs, dask, n_before, bar) -> None:
-    """Run ``remaining`` trials in worker processes (local or Dask) sharing the study's storage."""
+    """Run ``remaining`` trials as one task each on worker processes (local or Dask) that share the
+    study's storage. One task per trial balances the load (trials differ in cost) and keeps the
+    count exact; a local worker process lives on from task to task, so it imports Keras once."""
     if dask is None:
         import multiprocessing
         from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
-        n_workers = min(jobs, remaining)
         # spawn, not fork: JAX and SQLite connections do not survive a fork.
-        with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(jobs, remaining), mp_context=context, initializer=_one_thread) as pool:
             futures = [
-                pool.submit(_worker, config, X, y, url, name, share, _seed(config, n_before, w))
-                for w, share in enumerate(_shares(remaining, n_workers))
+                pool.submit(_worker, config, X, y, url, name, 1, _seed(config, n_before, i)) for i in range(remaining)
             ]
             while True:
                 done, pending = wait(futures, timeout=1.0, return_when=FIRST_EXCEPTION)
                 bar.refresh()
                 if not pending or any(f.exception() for f in done):
                     break
+            for f in pending:
+                f.cancel()
             for f in futures:
-                f.result()
+                if not f.cancelled():
+                    f.result()
         return
     from distributed import Client
 
     client = dask if isinstance(dask, Client) else Client(dask)
     try:
-        n_workers = jobs if jobs > 1 else max(1, len(client.scheduler_info().get("workers", {})))
-        n_workers = min(n_workers, remaining)
         X_f, y_f = client.scatter([X, y], broadcast=True)
         futures = [
-            client.submit(_worker, config, X_f, y_f, url, name, share, _seed(config, n_before, w), pure=False)
-            for w, share in enumerate(_shares(remaining, n_workers))
+            client.submit(_worker, config, X_f, y_f, url, name, 1, _seed(config, n_before, i), pure=False)
+            for i in range(remaining)
         ]
         while not all(f.done() for f in futures) and not any(f.status == "error" for f in futures):
             time.sleep(1.0)
@@ -367,6 +370,15 @@ def _parallel(config, X, y, url, name, remaining, jobs, dask, n_before, bar) -> 
     finally:
         if client is not dask:
             client.close()
+
+
+def _one_thread() -> None:
+    """Local worker processes each train on one core: N processes with a thread pool per core
+    each would oversubscribe the machine (measured: no gain at all from a second process)."""
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
 
 
 def _worker(config: SearchConfig, X, y, url: str, name: str, n_trials: int, seed: int) -> int:
@@ -513,10 +525,6 @@ def _finite(space: SearchSpace) -> bool:
     return all(isinstance(d, Choice) for d in space.params.values())
 
 
-def _shares(n: int, k: int) -> list[int]:
-    return [n // k + (i < n % k) for i in range(k)]
-
-
 def _folds(y, config: SearchConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     from textclass.data import cv_splits
 
@@ -649,8 +657,7 @@ def results_table(result: SearchResult, *, title: str | None = None):
     for column in ("trial", "params", "CV mean ± std", "time", "state"):
         table.add_column(column, justify="left" if column in ("params", "state") else "right")
     names = list(result.trials.columns[7:])
-    for row in result.trials.itertuples(index=False):
-        row = row._asdict() if hasattr(row, "_asdict") else dict(zip(result.trials.columns, row))
+    for row in result.trials.to_dict("records"):
         params = " ".join(f"{n}={_fmt(row[n])}" for n in names)
         score = "" if math.isnan(row["cv_mean"]) else f"{row['cv_mean']:.4f} ± {row['cv_std']:.4f}"
         if row["state"] == "PRUNED":
@@ -675,7 +682,9 @@ def plot_history(trials, path: str | Path, *, title: str = "optimisation history
     if not pruned.empty:
         ax.plot(pruned["trial"], pruned["cv_mean"], "o", mfc="none", color="grey", label="pruned (partial CV mean)")
     best = complete.set_index("trial")["cv_mean"].cummax()
-    ax.step(best.index, best.values, where="post", color="C3", label="best so far")
+    if not best.empty:  # carry the best to the last trial
+        xs, ys = [*best.index, done["trial"].max()], [*best.values, best.values[-1]]
+        ax.step(xs, ys, where="post", color="C3", label="best so far")
     ax.set(xlabel="trial", ylabel="CV score", title=title)
     ax.legend(loc="lower right")
     fig.tight_layout()
