@@ -245,24 +245,24 @@ SEARCH_SETS = typer.Option(
 def search(
     data: str = typer.Argument(..., help="A built-in data set name or a data file."),
     model: str = typer.Option("bow-logreg", "-m", "--model", help="Registry model name (see `textclass models`)."),
-    out: Path = typer.Option(None, "-o", "--out", help="Run directory to write [default: runs/search-MODEL]."),
+    out: Path = typer.Option(None, "-o", "--out", help="Run directory to write (default: runs/search-MODEL)."),
     sampler: str = typer.Option("tpe", "--sampler", help="grid, random (without replacement on lists) or tpe."),
     trials: int = typer.Option(20, "--trials", help="Finished trials wanted (complete + pruned); grid: at most the grid."),
     cv: int = typer.Option(4, "--cv", help="Stratified k-fold CV scoring each trial (training data only)."),
     outer_cv: int = typer.Option(None, "--outer-cv", help="Nested CV: estimate the whole search on K outer folds."),
     sets: list[str] = SEARCH_SETS,
-    space_file: Path = typer.Option(None, "--space", help="Search space as a YAML or TOML file (name: [values] or {low, high, log, int})."),
+    space_file: Path = typer.Option(None, "--space", help="Search space as a YAML or TOML file: name: a list of values, or a mapping low/high/log/int."),
     params: list[str] = PARAMS,
-    epochs: int = typer.Option(None, "--epochs", help="Training epochs (Keras models) [default: the model's]."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Batch size (Keras models) [default: the model's]."),
-    scoring: str = typer.Option(None, "--scoring", help="scikit-learn scorer, e.g. f1_macro [default: accuracy]."),
+    epochs: int = typer.Option(None, "--epochs", help="Training epochs (Keras models; default: the model's)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Batch size (Keras models; default: the model's)."),
+    scoring: str = typer.Option(None, "--scoring", help="scikit-learn scorer, e.g. f1_macro (default: accuracy)."),
     where: str = typer.Option(None, "--where", help="Keep rows where COLUMN=VALUE, e.g. --where source=yelp."),
     text_col: str = TEXT_COL,
     label_col: str = LABEL_COL,
     test_size: float = typer.Option(0.25, "--test-size", help="Share of rows held out for the final test score."),
     seed: int = typer.Option(1000, "--seed", help="Random seed for the split, the folds, the sampler and the models."),
     stratify: bool = typer.Option(False, "--stratify", help="Keep class shares equal in train and test."),
-    storage: str = typer.Option(None, "--storage", help="SQLAlchemy URL of the study [default: sqlite:///OUT/study.db]."),
+    storage: str = typer.Option(None, "--storage", help="SQLAlchemy URL of the study (default: sqlite:///OUT/study.db)."),
     study_name: str = typer.Option("textclass-search", "--study-name", help="Name of the study in the storage."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted study up to --trials finished trials."),
     jobs: int = typer.Option(1, "-j", "--jobs", help="Worker processes on this machine."),
@@ -273,6 +273,8 @@ def search(
 
     Example (the tutorial's experiment 8 on yelp): textclass search uci-sentiment --where source=yelp
     -m cnn --sampler random --trials 5 --cv 4 --epochs 20 --batch-size 10 -s embedding_dim=50
+
+    Interrupted? Run the same command again with --resume. Use both cores: --jobs 2.
     """
     from textclass import search as s
     from textclass.space import load_space_file, model_space, parse_assignments
