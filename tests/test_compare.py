@@ -96,20 +96,32 @@ def test_cross_domain_table_shape(uci_slice):
     assert (cd["accuracy_lo"] < cd["accuracy"]).all() and (cd["accuracy"] < cd["accuracy_hi"]).all()
 
 
-def test_cli_compare_with_a_keras_model_and_cross_domain(tmp_path, uci_slice, capsys):
+def test_cli_compare_with_a_keras_model(tmp_path, uci_slice, capsys):
     data = tmp_path / "slice.csv"
-    two = uci_slice[uci_slice["source"] != "imdb"].groupby("source").head(40)
-    two.rename(columns={"source": "site"}).to_csv(data, index=False)
-    rc = main(["compare", str(data), "-m", "bow-logreg,bow-dense", "--cv", "2", "--group-col", "site",
-               "--cross-domain", "-p", "epochs=2", "-j", "1", "-o", str(tmp_path / "out")])
+    uci_slice.head(80).to_csv(data, index=False)
+    rc = main(["compare", str(data), "-m", "bow-logreg,bow-dense", "--cv", "2", "-p", "epochs=2", "-j", "1",
+               "-o", str(tmp_path / "out")])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
-    assert "corrected resampled paired t-test" in captured.out and "cross-domain" in captured.out
-    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
-    assert len(summary) == 4 and summary["epochs"].notna().sum() == 2  # only bow-dense has epochs
-    assert (summary.loc[summary["model"] == "bow-dense", "epochs"] <= 2).all()
-    assert len(pd.read_csv(tmp_path / "out" / "cross_domain.csv")) == 4
+    assert "corrected resampled paired t-test" in captured.out and "Nadeau-Bengio" in captured.out
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("model")
+    assert math.isnan(summary.loc["bow-logreg", "epochs"])  # only the Keras model has epochs
+    assert 1 <= summary.loc["bow-dense", "epochs"] <= 2
     assert (tmp_path / "out" / "accuracy.png").stat().st_size > 0
+
+
+def test_cli_compare_cross_domain_from_a_file_with_a_group_column(tmp_path, uci_slice, capsys):
+    data = tmp_path / "slice.csv"
+    uci_slice.rename(columns={"source": "site"}).to_csv(data, index=False)
+    rc = main(["compare", str(data), "-m", "bow-logreg,nbsvm", "--cv", "3", "--group-col", "site",
+               "--cross-domain", "-j", "1", "-o", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "cross-domain" in captured.out
+    assert len(pd.read_csv(tmp_path / "out" / "summary.csv")) == 6
+    cd = pd.read_csv(tmp_path / "out" / "cross_domain.csv")
+    assert len(cd) == 6 and set(cd["trained_on"]) == {"amazon+imdb", "yelp+imdb", "yelp+amazon"}
+    assert cd["in_domain_cv"].between(0, 1).all()
 
 
 @pytest.mark.parametrize("args, message", [

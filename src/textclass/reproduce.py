@@ -106,8 +106,8 @@ class Settings:
     epochs_cap: int | None = None  # caps every Keras experiment's epochs
     search_iter: int = 5
     search_cv: int = 4
-    honest_sources: tuple[str, ...] = SOURCES  # for the Keras experiments (1 always gets all)
-    search_sources: tuple[str, ...] = SOURCES  # experiment 8's tutorial-protocol searches
+    honest_sources: tuple[str, ...] = ("yelp",)  # Keras experiments 2-7 (the tutorial's source)
+    search_sources: tuple[str, ...] = SOURCES  # experiment 8, both protocols
     nested_folds: int = 5  # outer folds of experiment 8's honest (nested) protocol
     patience: int = 3
     seed: int = 0
@@ -272,7 +272,9 @@ def glove_available() -> bool:
 
 
 def _honest_sources(exp: Experiment, settings: Settings) -> tuple[str, ...]:
-    return (*SOURCES, IMDB_748) if exp.number == 1 else settings.honest_sources
+    if exp.number == 1:
+        return (*SOURCES, IMDB_748)
+    return settings.search_sources if exp.number == 8 else settings.honest_sources
 
 
 def _tutorial_sources(exp: Experiment, settings: Settings) -> tuple[str, ...]:
