@@ -116,6 +116,12 @@ def test_parse_only():
         rp.parse_only("one")
 
 
+def test_parse_sources():
+    assert rp.parse_sources("imdb, yelp") == ("imdb", "yelp")
+    with pytest.raises(ParameterError, match="expected some of yelp, amazon, imdb"):
+        rp.parse_sources("yelp,twitter")
+
+
 def test_bad_only_exits_2(capsys):
     assert main(["reproduce", "--only", "0,3"]) == 2
     assert "no experiment 0" in capsys.readouterr().err

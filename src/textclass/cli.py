@@ -357,6 +357,8 @@ def reproduce(
     quick: bool = typer.Option(False, "--quick", help="A first look in about a minute: fewer epochs, folds, sources."),
     folds: int = typer.Option(None, "--cv", help="Folds of the honest protocol's CV [default: 10; 3 with --quick]."),
     repeats: int = typer.Option(None, "--repeats", help="Repeats of the honest protocol's CV [default: 1]."),
+    sources: str = typer.Option(None, "--sources", help="Sources for the honest CV of Keras experiments 2-7, "
+                                "e.g. yelp,amazon,imdb [default: yelp, the tutorial's]."),
     seed: int = typer.Option(0, "--seed", help="Seed of the models and the CV folds (the tutorial split stays 1000)."),
     jobs: int = typer.Option(None, "-j", "--jobs", help="Worker processes [default: one per core]."),
 ) -> None:
@@ -364,9 +366,11 @@ def reproduce(
 
     Example: textclass reproduce --only 1,7 -o reproduce
     """
-    from textclass.reproduce import Settings, render, reproduce as run_reproduce
+    from textclass.reproduce import Settings, parse_sources, render, reproduce as run_reproduce
 
     overrides = {k: v for k, v in (("folds", folds), ("repeats", repeats)) if v is not None}
+    if sources:
+        overrides["honest_sources"] = parse_sources(sources)
     settings = (Settings.quick if quick else Settings)(seed=seed, n_jobs=jobs, **overrides)
     run = run_reproduce(out, only=only, settings=settings, progress=True)
     render(run, Console(width=max(Console().width, 140)))
