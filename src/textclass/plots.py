@@ -57,25 +57,30 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
 
 
 def plot_intervals(rows: Any, path: str | Path, *, title: str = "accuracy with 95% interval") -> Path:
-    """Grouped bars of a score with its interval: one group of bars per ``group``, one bar per
-    ``model``. ``rows``: a DataFrame (or records) with columns group, model, mean, lo, hi."""
+    """Grouped bars of a score with its interval: one cluster per ``group``, one bar per ``model``
+    present in that group (same colour for a model everywhere). ``rows``: a DataFrame (or records)
+    with columns group, model, mean, lo, hi."""
     import pandas as pd
 
     df = pd.DataFrame(rows).dropna(subset=["mean"])
     groups = list(dict.fromkeys(df["group"]))
     models = list(dict.fromkeys(df["model"]))
-    width = 0.8 / max(1, len(models))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(models)) ** 0.5 + 3), 5))
-    for k, model in enumerate(models):
-        part = df[df["model"] == model].set_index("group").reindex(groups)
-        x = np.arange(len(groups)) + (k - (len(models) - 1) / 2) * width
-        mean = part["mean"].to_numpy(dtype=float)
-        err = np.vstack([mean - part["lo"].to_numpy(dtype=float), part["hi"].to_numpy(dtype=float) - mean])
-        ax.bar(x, mean, width, yerr=err, capsize=3, label=str(model))
+    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
+    widest = max((int((df["group"] == g).sum()) for g in groups), default=1)
+    width = 0.8 / widest
+    fig, ax = plt.subplots(figsize=(min(16.0, 3.0 + 0.45 * len(df)), 5))
+    labelled: set[str] = set()
+    for gi, group in enumerate(groups):
+        part = df[df["group"] == group]
+        for k, r in enumerate(part.itertuples()):
+            x = gi + (k - (len(part) - 1) / 2) * width
+            ax.bar(x, r.mean, width, yerr=[[r.mean - r.lo], [r.hi - r.mean]], capsize=3, color=colours[r.model],
+                   label=None if r.model in labelled else str(r.model))
+            labelled.add(r.model)
     ax.set_xticks(np.arange(len(groups)), [str(g) for g in groups])
     low = float(np.nanmin(df["lo"])) if len(df) else 0.0
-    ax.set_ylim(max(0.0, low - 0.1), 1.0)
+    ax.set_ylim(max(0.0, low - 0.05), 1.0)
     ax.set_ylabel("accuracy")
     ax.set_title(title)
-    ax.legend(fontsize="small", ncol=2)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(fig, path)
