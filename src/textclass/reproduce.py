@@ -663,7 +663,10 @@ def findings(run: Reproduction) -> list[str]:
         out.append(f"**Experiment 3's low published figure.** Published train {r3['published_train']:.2f} / test "
                    f"{r3['published']:.2f}: chance level on balanced data, so that run never trained (an artefact "
                    f"of that run, not of the architecture). The same model here: train {r3['tutorial_train']:.3f}, "
-                   f"test {r3['tutorial']:.3f}.")
+                   f"test {r3['tutorial']:.3f}."
+                   + (f" Under the honest protocol {stuck} of its {len(r3['honest_folds'])} folds also stayed near "
+                      "chance (< 0.6): this architecture sometimes fails to start learning, which is what the "
+                      "published run shows." if (stuck := sum(a < 0.6 for a in r3["honest_folds"])) else ""))
 
     # 5. experiment 8
     r8 = [r for r in rows if r["experiment"] == 8 and r["tutorial"] is not None]
