@@ -90,10 +90,10 @@ def main() -> None:
     for column in ("jobs", "wall time", "speed-up", "best params", "best CV (published)", "test (published)"):
         table.add_column(column, justify="left" if column == "best params" else "right")
     for r in rows:
-        params = ", ".join(f"{k}={v}" for k, v in r["best_params"].items())
+        params = " ".join(f"{k}={v}" for k, v in r["best_params"].items())
         table.add_row(str(r["jobs"]), f"{r['wall_s']:.1f} s", f"{base / r['wall_s']:.2f}x", params,
                       f"{r['cv']:.4f} ± {r['cv_std']:.4f} ({pub_cv:.4f})", f"{r['test']:.4f} ({pub_test:.4f})")
-    Console().print(table)
+    Console(width=150).print(table)
     if args.json:
         args.json.write_text(json.dumps({"source": args.source, "runs": rows}, indent=2, default=str))
 

@@ -422,12 +422,6 @@ def _optimize(study, config: SearchConfig, X, y, n_trials: int, seed: int, on_tr
 def _objective(config: SearchConfig, X, y, folds) -> Callable:
     import optuna
 
-    scorer = None
-    if config.scoring is not None:
-        from sklearn.metrics import get_scorer
-
-        scorer = get_scorer(config.scoring)
-
     def objective(trial: optuna.Trial) -> float:
         params = config.space.suggest(trial)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -436,8 +430,7 @@ def _objective(config: SearchConfig, X, y, folds) -> Callable:
         try:
             for k, (train_idx, test_idx) in enumerate(folds):
                 clf = _estimator(config.space, params, config.random_state).fit(X[train_idx], y[train_idx])
-                score = scorer(clf, X[test_idx], y[test_idx]) if scorer else clf.score(X[test_idx], y[test_idx])
-                scores.append(float(score))
+                scores.append(_score(clf, X[test_idx], y[test_idx], config.scoring))
                 trial.set_user_attr("fold_scores", scores)
                 trial.report(float(np.mean(scores)), k)
                 if k < len(folds) - 1 and trial.should_prune():
@@ -481,8 +474,7 @@ def _nested(config, X, y, outer_cv, url, name, resume, jobs, dask, progress) -> 
         if "outer_score" not in study.user_attrs:
             best = config.space.decode(study.best_trial.params)
             clf = _estimator(config.space, best, config.random_state).fit(X[train_idx], y[train_idx])
-            study.set_user_attr("outer_score", float(clf.score(X[test_idx], y[test_idx])) if config.scoring is None
-                                else float(_scorer(config)(clf, X[test_idx], y[test_idx])))
+            study.set_user_attr("outer_score", _score(clf, X[test_idx], y[test_idx], config.scoring))
         scores.append(study.user_attrs["outer_score"])
     return scores
 
@@ -496,10 +488,41 @@ def _estimator(space: SearchSpace, params: Mapping[str, Any], random_state: int)
     return TextClassifier(space.model, random_state=random_state, **{**space.fixed, **params})
 
 
-def _scorer(config: SearchConfig):
+def _score(clf: Any, X: np.ndarray, y: np.ndarray, scoring: str | None) -> float:
+    """The estimator's accuracy, or a scikit-learn scorer; multi-label predictions (tuples of
+    tags) are compared as indicator matrices, the form scikit-learn's metrics expect."""
+    if scoring is None:
+        return float(clf.score(X, y))
     from sklearn.metrics import get_scorer
 
-    return get_scorer(config.scoring)
+    scorer = get_scorer(scoring)
+    if getattr(clf, "task_", None) != "multilabel":
+        return float(scorer(clf, X, y))
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    # Tags the training folds never showed still count, as tags the model missed.
+    known = list(clf.classes_)
+    unseen = sorted({tag for tags in y for tag in tags} - set(known), key=str)
+    binarizer = MultiLabelBinarizer(classes=known + unseen).fit([])
+    return float(scorer(_indicator_predictions(clf, binarizer), X, binarizer.transform(y)))
+
+
+def _indicator_predictions(clf: Any, binarizer: Any) -> Any:
+    """Wrap a multi-label classifier so it predicts an indicator matrix, for scikit-learn scorers."""
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    class IndicatorPredictions(ClassifierMixin, BaseEstimator):
+        def __init__(self, clf: Any = None, binarizer: Any = None) -> None:
+            self.clf, self.binarizer = clf, binarizer
+            self.classes_ = np.arange(len(binarizer.classes_))
+
+        def predict(self, X):
+            return self.binarizer.transform(self.clf.predict(X))
+
+        def predict_proba(self, X):
+            return self.clf.predict_proba(X)
+
+    return IndicatorPredictions(clf, binarizer)
 
 
 def _sampler(config: SearchConfig, seed: int):
