@@ -7,6 +7,8 @@ Each builder returns a fresh, unfitted ``Pipeline`` (vectorizer + linear model).
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -18,6 +20,8 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import LabelEncoder
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
+
+from textclass.errors import DataError, ParameterError
 
 
 def _head(clf: BaseEstimator, multilabel: bool) -> BaseEstimator:
@@ -36,6 +40,69 @@ def build_bow_logreg(
     )
 
 
+class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
+    """A LinearSVC whose margins become probabilities by Platt scaling on internal folds.
+
+    ``CalibratedClassifierCV(LinearSVC(), method="sigmoid", cv=k, ensemble=False)``: margins
+    predicted out-of-fold on ``k`` stratified folds fit the sigmoid, then one SVM is refitted on
+    all rows. ``k`` is ``cv``, lowered at fit to the smallest class count, so a few examples per
+    class still calibrate (every fold must hold each class once); a class with fewer than 2
+    examples cannot be calibrated and is a ``DataError`` naming it.
+
+    Parameters
+    ----------
+    C : float
+        Inverse regularisation strength of the SVM.
+    cv : int
+        Calibration folds when every class has at least that many examples.
+    class_weight : None, "balanced" or dict
+        Passed to the LinearSVC.
+    random_state : int or None
+        Passed to the LinearSVC.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    n_folds_ : int
+        The calibration folds used: ``min(cv, smallest class count)``.
+    calibrated_ : CalibratedClassifierCV
+    """
+
+    def __init__(self, C: float = 1.0, cv: int = 5, class_weight=None, random_state: int | None = None):
+        self.C = C
+        self.cv = cv
+        self.class_weight = class_weight
+        self.random_state = random_state
+
+    def fit(self, X, y) -> CalibratedLinearSVC:
+        if not isinstance(self.cv, numbers.Integral) or isinstance(self.cv, bool) or self.cv < 2:
+            raise ParameterError(f"cv must be an integer >= 2, got {self.cv!r}")
+        classes, counts = np.unique(np.asarray(y), return_counts=True)
+        if len(classes) < 2:
+            raise DataError(f"calibrating probabilities needs at least 2 classes, got only {classes.tolist()!r}")
+        rarest = int(np.argmin(counts))
+        if counts[rarest] < 2:
+            raise DataError(
+                f"class {classes[rarest].item()!r} has only 1 example; calibrating "
+                "tfidf-linear's probabilities needs at least 2 examples of every class (for "
+                "multi-label data: every tag present in at least 2 rows and absent from at least 2)"
+            )
+        self.n_folds_ = int(min(self.cv, counts[rarest]))
+        svm = LinearSVC(C=self.C, class_weight=self.class_weight, random_state=self.random_state)
+        self.calibrated_ = CalibratedClassifierCV(svm, method="sigmoid", cv=self.n_folds_, ensemble=False)
+        self.calibrated_.fit(X, y)
+        self.classes_ = self.calibrated_.classes_
+        self.n_features_in_ = self.calibrated_.n_features_in_
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        return self.calibrated_.predict_proba(X)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
 def build_tfidf_linear(
     *,
     multilabel: bool = False,
@@ -48,8 +115,7 @@ def build_tfidf_linear(
 
     Character n-grams inside word boundaries catch misspellings and morphology that a word
     vocabulary of a few thousand sentences misses. The SVM's margins become probabilities through
-    Platt scaling fitted on 5 internal folds (``ensemble=False``: one SVM refitted on all rows),
-    so every class (every tag, multi-label) needs at least 5 examples of each value.
+    Platt scaling (``CalibratedLinearSVC``).
     """
     features = FeatureUnion(
         [
@@ -62,8 +128,7 @@ def build_tfidf_linear(
             ),
         ]
     )
-    svm = LinearSVC(C=C, random_state=random_state)
-    clf = CalibratedClassifierCV(svm, method="sigmoid", cv=5, ensemble=False)
+    clf = CalibratedLinearSVC(C=C, random_state=random_state)
     return Pipeline([("vectorizer", features), ("classifier", _head(clf, multilabel))])
 
 
