@@ -247,7 +247,6 @@ def search_run(
     seed: int = 1000,
     stratify: bool = False,
     storage: str | None = None,
-    console: Any = None,
     **search_kwargs: Any,
 ) -> tuple[SearchResult, dict[str, Any]]:
     """Split ``data`` (columns ``text``, ``label``), search on the training part, refit the best
