@@ -69,7 +69,17 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, reviews, capsys):
 
     assert main(["train", str(reviews), "-o", str(run), "--text-col", "review", "-p", "num_filterz=3"]) == 2
     assert "num_filterz" in capsys.readouterr().err
+    assert not run.exists()  # nothing was written by the failed runs
 
     assert main(["predict", str(tmp_path / "missing-run"), "hello"]) == 2
     assert "missing-run" in capsys.readouterr().err
-    assert not run.exists()  # nothing was written by the failed runs
+
+    assert main(["train", str(reviews), "-o", str(run), "--text-col", "review"]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(run), "-i", str(reviews), "--text-col", "txt"]) == 2
+    err = capsys.readouterr().err
+    assert "lead_reviews.csv" in err and "'txt'" in err and "Traceback" not in err
+    assert (run / "model" / "manifest.json").is_file()  # the failed predict left the model alone
+
+    assert main(["predict", str(tmp_path / "missing-run"), "hello"]) == 2
+    assert "missing-run" in capsys.readouterr().err

@@ -75,14 +75,14 @@ PARAMS = typer.Option(None, "-p", "--param", help="Model hyperparameter as key=v
 def train(
     data: str = typer.Argument(..., help="A built-in data set name (see `textclass datasets`) or a data file."),
     model: str = typer.Option("bow-logreg", "-m", "--model", help="Registry model name (see `textclass models`)."),
-    out: Path = typer.Option(None, "-o", "--out", help="Run directory to write [default: runs/MODEL]."),
+    out: Path = typer.Option(None, "-o", "--out", help="Run directory to write (default: runs/MODEL)."),
     text_col: str = TEXT_COL,
     label_col: str = LABEL_COL,
     test_size: float = typer.Option(0.25, "--test-size", help="Share of rows held out for testing."),
     seed: int = typer.Option(1000, "--seed", help="Random seed for the split and the model."),
     stratify: bool = typer.Option(False, "--stratify", help="Keep class shares equal in train and test."),
-    epochs: int = typer.Option(None, "--epochs", help="Training epochs (Keras models) [default: the model's]."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Batch size (Keras models) [default: the model's]."),
+    epochs: int = typer.Option(None, "--epochs", help="Training epochs of Keras models (default: the model's own)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Batch size of Keras models (default: the model's own)."),
     params: list[str] = PARAMS,
 ) -> None:
     """Train a model, score it on a held-out split and write a run directory.
@@ -166,20 +166,22 @@ def _model_dir(run: Path) -> Path:
 def _print_metrics(metrics: dict, *, title: str) -> None:
     from rich.table import Table
 
-    table = Table(title=title)
+    console = Console()
+    console.print(title, style="bold", markup=False, highlight=False)
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in ("n", "accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc"):
         if key in metrics:
             value = metrics[key]
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    Console().print(table)
-    per_class = Table(title="per class")
+    console.print(table)
+    per_class = Table()
     for column in ("class", "precision", "recall", "f1", "support"):
         per_class.add_column(column, justify="left" if column == "class" else "right")
     for name, row in metrics["per_class"].items():
         per_class.add_row(name, *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["support"]))
-    Console().print(per_class)
+    console.print(per_class)
 
 
 @contextlib.contextmanager

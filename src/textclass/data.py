@@ -572,6 +572,14 @@ def _pick_column(df: pd.DataFrame, path: Path, wanted: str | None, known: tuple[
     return None
 
 
+def find_text_column(df: pd.DataFrame, path: str | os.PathLike, text_col: str | None = None) -> str:
+    """The column of texts: the one named, else a conventional name, else the longest string column."""
+    column = _pick_column(df, Path(path), text_col, TEXT_NAMES, "text", set()) or _guess_text_column(df)
+    if column is None:
+        raise DataError(f"{path}: no text column found; name it with --text-col (columns: {', '.join(map(str, df.columns))})")
+    return column
+
+
 def _guess_text_column(df: pd.DataFrame) -> str | None:
     """The string column with the longest mean length."""
     best, best_len = None, 0.0
@@ -644,9 +652,7 @@ def read_table(
         raise DataError(f"{path}: no such file or folder")
     df, where = _read_any(path)
     df = df.rename(columns=str)
-    text_col = _pick_column(df, path, text_col, TEXT_NAMES, "text", set()) or _guess_text_column(df)
-    if text_col is None:
-        raise DataError(f"{path}: no text column found; name it with --text-col (columns: {', '.join(df.columns)})")
+    text_col = find_text_column(df, path, text_col)
     if group_col is not None:
         group_col = _pick_column(df, path, group_col, (), "group", set())
     if labels:

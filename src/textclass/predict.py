@@ -20,7 +20,8 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
-from textclass.errors import DataError, did_you_mean
+from textclass.data import find_text_column
+from textclass.errors import DataError
 
 TABLE_READERS = {".csv": ",", ".tsv": "\t"}
 
@@ -51,8 +52,8 @@ def iter_text_chunks(
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r} (expected .txt, .csv, .tsv, .jsonl or .parquet)")
     for frame in reader:
-        column = _text_column(frame, text_col, path)
-        yield frame[column].fillna("").astype(str).tolist()
+        frame = frame.rename(columns=str)
+        yield frame[find_text_column(frame, path, text_col)].fillna("").astype(str).tolist()
 
 
 def predict_chunks(clf: Any, chunks: Iterable[list[str]]) -> Iterator[pd.DataFrame]:
@@ -125,16 +126,3 @@ def _line_chunks(stream: TextIO | io.TextIOBase, chunk_size: int) -> Iterator[li
             chunk = []
     if chunk:
         yield chunk
-
-
-def _text_column(frame: pd.DataFrame, text_col: str | None, path: Path) -> str:
-    if text_col is None:
-        candidates = [c for c in frame.columns if str(c).lower() in ("text", "sentence", "review", "message", "content")]
-        if not candidates:
-            raise DataError(f"{path}: no text column found among {list(frame.columns)}; name it with --text-col")
-        return candidates[0]
-    if text_col not in frame.columns:
-        raise DataError(
-            f"{path}: no column {text_col!r}{did_you_mean(text_col, frame.columns)}; columns are {list(frame.columns)}"
-        )
-    return text_col
