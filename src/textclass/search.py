@@ -14,9 +14,10 @@ touched once, by the best configuration refit on all the training data.
   was interrupted (Ctrl-C, kill -9) continues with ``resume=True``: trials that were running are
   marked failed and their configurations queued again, and the search ends with exactly
   ``n_trials`` finished (complete or pruned) trials.
-- Parallel: ``jobs=N`` starts N worker *processes* (Keras-on-JAX training holds the GIL for much
-  of its work, so Optuna's own ``n_jobs`` threads do not help: see bench/bench_search.py) that
-  share the study through its storage; each trial is one task. ``dask=ADDRESS`` submits the same
+- Parallel: ``jobs=N`` starts N worker *processes* that share the study through its storage; each
+  trial is one task. Not Optuna's own ``n_jobs`` threads: two Keras fits in one process share
+  global RNG state, so threaded trials are not reproducible (measured in bench/bench_search.py:
+  the same configurations scored differently), while processes reproduce ``jobs=1`` exactly. ``dask=ADDRESS`` submits the same
   tasks to a Dask cluster (start its workers with ``--nthreads 1``); the storage must then be
   reachable from every worker (a shared SQLite file on one machine, PostgreSQL/MySQL across
   machines). This needs nothing beyond Optuna and Dask, unlike optuna-integration's DaskStorage
@@ -373,7 +374,7 @@ def _parallel(config, X, y, url, name, remaining, jobs, dask, n_before, bar) -> 
 
 def _one_thread() -> None:
     """Local worker processes each train on one core: N processes with a thread pool per core
-    each would oversubscribe the machine (measured: no gain at all from a second process)."""
+    each oversubscribe the machine (measured under load: a second process gained nothing)."""
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
     from threadpoolctl import threadpool_limits
 
