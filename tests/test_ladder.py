@@ -206,3 +206,46 @@ def test_tfidf_linear_cv_is_checked_at_fit():
     assert est.get_params()["cv"] == 1
     with pytest.raises(ParameterError, match="cv must be an integer >= 2"):
         est.fit(np.eye(4), [0, 0, 1, 1])
+
+
+# ---- bow-logreg's FastCountVectorizer: scikit-learn's matrices, faster ----
+
+ODD_TEXTS = ["", "a b c", "Ünïcödé ÇA İstanbul ΣΑΣ ὈΔΥΣΣΕΎΣ", "tab\tsep__under_score x2 2x ٣٤ 日本語テキスト",
+             "emoji 😀😀 ok", "a_b a-b don't", "nul\x00byte zz\x00zz", "ǅungla ﬁne ß straße"]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"binary": True}, {"lowercase": False}, {"dtype": np.float32},
+                                    {"token_pattern": r"(?u)\b\w+\b|[!?]"}, {"ngram_range": (1, 2)},
+                                    {"stop_words": "english"}, {"max_features": 300}],
+                         ids=lambda kw: ",".join(kw) or "defaults")
+def test_fast_count_vectorizer_gives_scikit_learns_matrix(kwargs, uci, bbc, goemotions):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from textclass.models.linear import FastCountVectorizer
+
+    for d in (uci, bbc, goemotions):
+        theirs = CountVectorizer(**kwargs).fit(d["X"])
+        ours = FastCountVectorizer(**kwargs).fit(d["X"])
+        assert ours.vocabulary_ == theirs.vocabulary_
+        texts = d["new"] + ODD_TEXTS + d["X"][:50]
+        a, b = theirs.transform(texts), ours.transform(texts)
+        assert type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a.indptr, b.indptr)
+        np.testing.assert_array_equal(a.indices, b.indices)
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_bow_logreg_uses_it_with_identical_probabilities(uci):
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from textclass.models.linear import FastCountVectorizer
+
+    clf = TextClassifier("bow-logreg", random_state=SEED).fit(uci["X"], uci["y"])
+    assert type(clf.model_.named_steps["vectorizer"]) is FastCountVectorizer
+    plain = make_pipeline(CountVectorizer(), LogisticRegression(random_state=SEED)).fit(uci["X"], uci["y"])
+    texts = uci["new"] + ODD_TEXTS
+    np.testing.assert_array_equal(clf.predict_proba(texts), plain.predict_proba(texts))
+    with pytest.raises(ValueError, match="string object received"):  # scikit-learn's own check
+        clf.model_.named_steps["vectorizer"].transform("one string")
