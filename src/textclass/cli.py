@@ -327,7 +327,7 @@ def compare(
     models_: str = typer.Option(..., "-m", "--models", help="Comma-separated registry model names."),
     cv: int = typer.Option(10, "--cv", help="Folds of the stratified k-fold cross-validation."),
     repeats: int = typer.Option(1, "--repeats", help="Repeats of the k-fold CV (different shuffles)."),
-    by: str = typer.Option(None, "--by", help="Column to compare within, e.g. source [default: --group-col]."),
+    by: str = typer.Option(None, "--by", help="Column to compare within, e.g. source (default: --group-col)."),
     cross_domain: bool = typer.Option(False, "--cross-domain", help="Add train-on-other-groups, test-on-this table."),
     metric: str = typer.Option("accuracy", "--metric", help="Picks the best model and the tested metric: accuracy or f1_macro."),
     text_col: str = TEXT_COL,
@@ -335,7 +335,7 @@ def compare(
     group_col: str = typer.Option(None, "--group-col", help="Column holding a group (e.g. source) in a data file."),
     params: list[str] = PARAMS,
     seed: int = typer.Option(0, "--seed", help="Seed of the folds and of the models."),
-    jobs: int = typer.Option(None, "-j", "--jobs", help="Worker processes [default: one per core]."),
+    jobs: int = typer.Option(None, "-j", "--jobs", help="Worker processes (default: one per core)."),
     out: Path = typer.Option(None, "-o", "--out", help="Also write compare.md, CSVs and accuracy.png here."),
 ) -> None:
     """Cross-validate models side by side: intervals, paired tests, optional cross-domain table.
@@ -355,14 +355,14 @@ def compare(
 @app.command()
 def reproduce(
     out: Path = typer.Option(Path("reproduce"), "-o", "--out", help="Folder for report.md, results.csv/json, plots."),
-    only: str = typer.Option(None, "--only", help="Experiments to run, e.g. 1,7 or 2-4 [default: all eight]."),
+    only: str = typer.Option(None, "--only", help="Experiments to run, e.g. 1,7 or 2-4 (default: all eight)."),
     quick: bool = typer.Option(False, "--quick", help="A first look in about a minute: fewer epochs, folds, sources."),
-    folds: int = typer.Option(None, "--cv", help="Folds of the honest protocol's CV [default: 10; 3 with --quick]."),
-    repeats: int = typer.Option(None, "--repeats", help="Repeats of the honest protocol's CV [default: 1]."),
+    folds: int = typer.Option(None, "--cv", help="Folds of the honest protocol's CV (default: 10; 2 with --quick)."),
+    repeats: int = typer.Option(None, "--repeats", help="Repeats of the honest protocol's CV (default: 1)."),
     sources: str = typer.Option(None, "--sources", help="Sources for the honest CV of Keras experiments 2-7, "
-                                "e.g. yelp,amazon,imdb [default: yelp, the tutorial's]."),
+                                "e.g. yelp,amazon,imdb (default: yelp, the tutorial's)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the models and the CV folds (the tutorial split stays 1000)."),
-    jobs: int = typer.Option(None, "-j", "--jobs", help="Worker processes [default: one per core]."),
+    jobs: int = typer.Option(None, "-j", "--jobs", help="Worker processes (default: one per core; one with --quick)."),
 ) -> None:
     """Run the tutorial's eight experiments: published figures beside ours, tutorial and honest protocols.
 
@@ -370,10 +370,10 @@ def reproduce(
     """
     from textclass.reproduce import Settings, parse_sources, render, reproduce as run_reproduce
 
-    overrides = {k: v for k, v in (("folds", folds), ("repeats", repeats)) if v is not None}
+    overrides = {k: v for k, v in (("folds", folds), ("repeats", repeats), ("n_jobs", jobs)) if v is not None}
     if sources:
         overrides["honest_sources"] = parse_sources(sources)
-    settings = (Settings.quick if quick else Settings)(seed=seed, n_jobs=jobs, **overrides)
+    settings = (Settings.quick if quick else Settings)(seed=seed, **overrides)
     run = run_reproduce(out, only=only, settings=settings, progress=True)
     render(run, Console(width=max(Console().width, 140)))
     typer.echo(f"wrote {out}/report.md")

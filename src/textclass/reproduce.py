@@ -115,8 +115,9 @@ class Settings:
 
     @classmethod
     def quick(cls, **overrides: Any) -> Settings:
-        base = dict(folds=3, epochs_cap=1, search_iter=2, search_cv=2, honest_sources=("yelp",),
-                    search_sources=("yelp",), nested_folds=2, patience=1)
+        # One process: at this size, starting workers and compiling in each costs more than it saves.
+        base = dict(folds=2, epochs_cap=1, search_iter=2, search_cv=2, honest_sources=("yelp",),
+                    search_sources=("yelp",), nested_folds=2, patience=1, n_jobs=1)
         base.update(overrides)
         return cls(**base)
 
