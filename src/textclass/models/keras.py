@@ -183,7 +183,10 @@ class TokenAndPositionEmbedding(layers.Layer):
         return self.token_emb(inputs) + self.pos_emb(positions)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
-        return ops.not_equal(inputs, 0)
+        # A text with no known word would mask every position and the mean pool would divide by
+        # zero (NaN); such a row keeps all positions instead. Other rows are unchanged.
+        real = ops.not_equal(inputs, 0)
+        return ops.logical_or(real, ops.logical_not(ops.any(real, axis=-1, keepdims=True)))
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (*input_shape, self.embed_dim)
