@@ -112,9 +112,9 @@ def test_untrusted_skops_types_are_refused_even_with_matching_hashes(fitted, tmp
     # An attacker can recompute the hashes; the type allow-list still stops the payload.
     sio.dump(make_pipeline(FunctionTransformer(os.system)), path / "model.skops")
     manifest = json.loads((path / "manifest.json").read_text())
-    from textclass.store import _sha256
+    from textclass.files import sha256_file
 
-    manifest["files"]["model.skops"] = _sha256(path / "model.skops")
+    manifest["files"]["model.skops"] = sha256_file(path / "model.skops")
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelFileError, match="allow-list.*system"):
         load_model(path)

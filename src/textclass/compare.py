@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from textclass.errors import DataError, ParameterError, did_you_mean
+from textclass.files import write_text_atomic
 
 INTERVAL_NOTE = (
     "95% interval: Student t over the fold scores with the Nadeau-Bengio corrected variance "
@@ -443,11 +444,11 @@ class Comparison:
         """compare.md, folds.csv, summary.csv (+ cross_domain.csv) and accuracy.png into ``out_dir``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "compare.md").write_text(self.to_markdown(), encoding="utf-8")
-        self.folds.to_csv(out / "folds.csv", index=False)
-        self.summary.to_csv(out / "summary.csv", index=False)
+        write_text_atomic(out / "compare.md", self.to_markdown())
+        write_text_atomic(out / "folds.csv", self.folds.to_csv(index=False))
+        write_text_atomic(out / "summary.csv", self.summary.to_csv(index=False))
         if self.cross_domain is not None:
-            self.cross_domain.to_csv(out / "cross_domain.csv", index=False)
+            write_text_atomic(out / "cross_domain.csv", self.cross_domain.to_csv(index=False))
         from textclass.plots import plot_intervals
 
         plot_intervals(self.summary.rename(columns={"accuracy": "mean", "accuracy_lo": "lo",

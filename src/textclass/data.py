@@ -11,7 +11,6 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from textclass.errors import DataError, DatasetError, ParameterError, did_you_mean
+from textclass.files import sha256_file
 from textclass.labels import infer_task
 
 
@@ -262,14 +262,6 @@ def list_datasets() -> pd.DataFrame:
     )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _download(url: str, dest: Path, name: str, progress: Any) -> None:
     """Stream ``url`` into ``dest``; every failure becomes one DatasetError line."""
     try:
@@ -316,7 +308,7 @@ def _verify(info: DatasetInfo, folder: Path) -> None:
         path = folder / rel
         if not path.exists():
             raise DatasetError(f"{info.name}: expected file {rel} is missing from the download")
-        got = _sha256(path)
+        got = sha256_file(path)
         if got != expected:
             raise DatasetError(f"{info.name}: checksum mismatch for {rel}: expected sha256 {expected}, got {got}")
     if info.check:

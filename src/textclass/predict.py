@@ -10,9 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,6 +20,7 @@ import pandas as pd
 
 from textclass.data import find_text_column
 from textclass.errors import DataError
+from textclass.files import atomic_open
 
 TABLE_READERS = {".csv": ",", ".tsv": "\t"}
 
@@ -78,17 +77,8 @@ def write_predictions(frames: Iterable[pd.DataFrame], output: str | Path | None 
     fmt = "csv" if output is not None and Path(output).suffix.lower() == ".csv" else "jsonl"
     if output is None:
         return _write_rows(frames, sys.stdout, fmt)
-    path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            count = _write_rows(frames, f, fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return count
+    with atomic_open(output, newline="") as f:
+        return _write_rows(frames, f, fmt)
 
 
 def _write_rows(frames: Iterable[pd.DataFrame], out: TextIO, fmt: str) -> int:

@@ -40,6 +40,7 @@ from textclass.compare import (
     t_interval,
 )
 from textclass.errors import ParameterError
+from textclass.files import write_text_atomic
 
 SOURCES = ("yelp", "amazon", "imdb")
 IMDB_748 = "imdb-748"  # the tutorial's pandas-default-quoting parse of imdb
@@ -502,17 +503,11 @@ def write_results(run: Reproduction, out: Path) -> None:
     payload = {"settings": asdict(run.settings), "interrupted": run.interrupted, "total_s": run.total_s,
                "wall_s": {str(k): v for k, v in run.wall_s.items()}, "rows": run.rows,
                "notes": [INTERVAL_NOTE, LEAK_NOTE]}
-    _atomic_write(out / "results.json", json.dumps(payload, indent=2, default=_plain))
+    write_text_atomic(out / "results.json", json.dumps(payload, indent=2, default=_plain))
     df = pd.DataFrame(run.rows, columns=list(CSV_COLUMNS)) if run.rows else pd.DataFrame(columns=list(CSV_COLUMNS))
     if len(df):
         df["tutorial_params"] = df["tutorial_params"].map(lambda v: json.dumps(v) if v else "")
-    _atomic_write(out / "results.csv", df.to_csv(index=False))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(out / "results.csv", df.to_csv(index=False))
 
 
 def write_report(run: Reproduction, out: Path) -> Path:
@@ -526,7 +521,7 @@ def write_report(run: Reproduction, out: Path) -> Path:
                          "lo": r["honest_lo"], "hi": r["honest_hi"]} for r in honest],
                        out / "honest_accuracy.png",
                        title="honest accuracy per experiment and source (95% corrected t-interval)")
-    _atomic_write(out / "report.md", to_markdown(run, plots=sorted(p.name for p in out.glob("*.png"))))
+    write_text_atomic(out / "report.md", to_markdown(run, plots=sorted(p.name for p in out.glob("*.png"))))
     return out / "report.md"
 
 

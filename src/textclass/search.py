@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from textclass.errors import ParameterError, TextclassError, did_you_mean
+from textclass.files import write_text_atomic
 from textclass.space import SearchSpace, model_space
 
 SAMPLERS = ("grid", "random", "tpe")
@@ -278,12 +279,12 @@ def search_run(
     metrics.update(model=result.model, params=_json_safe({**result.fixed_params, **result.best_params}),
                    n_train=len(train), seed=seed)
     result.best_estimator.save(out_dir / "model")
-    _write(out_dir / "metrics.json", json.dumps(metrics, indent=2))
-    result.trials.to_csv(out_dir / "results.csv", index=False)
+    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2))
+    write_text_atomic(out_dir / "results.csv", result.trials.to_csv(index=False))
     summary = {**result.to_dict(), "test_accuracy": metrics["accuracy"], "n_train": len(train), "n_test": len(test)}
     plot_history(result.trials, out_dir / "history.png", title=f"{result.model}: optimisation history")
     summary["importance"] = plot_importance(result.study, out_dir / "importance.png")
-    _write(out_dir / "search.json", json.dumps(_json_safe(summary), indent=2))
+    write_text_atomic(out_dir / "search.json", json.dumps(_json_safe(summary), indent=2))
     return result, metrics
 
 
@@ -761,12 +762,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def load_where(

@@ -15,7 +15,6 @@ Loading checks every hash first, so a tampered or truncated file is refused befo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from textclass.errors import ModelFileError
+from textclass.files import sha256_file
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -34,14 +34,6 @@ SKOPS_FILE = "model.skops"
 PREPROCESSOR_DIR = "preprocessor"
 # Types skops may rebuild beyond its own defaults: only scikit-learn, NumPy, SciPy and our models.
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "scipy.sparse._", "textclass.models.")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check_trusted(types: list[str], where: Path) -> None:
@@ -115,7 +107,7 @@ def save_model(clf, path: str | os.PathLike[str]) -> Path:
             clf.model_.save(tmp / KERAS_FILE)
             manifest["keras_backend"] = keras.backend.backend()
             manifest["keras_version"] = keras.__version__
-        manifest["files"] = {f.relative_to(tmp).as_posix(): _sha256(f)
+        manifest["files"] = {f.relative_to(tmp).as_posix(): sha256_file(f)
                              for f in sorted(tmp.rglob("*")) if f.is_file()}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         _replace_dir(tmp, path)
@@ -160,7 +152,7 @@ def _read_manifest(path: Path) -> dict:
             raise ModelFileError(f"{file}: file {name!r} lies outside the model directory")
         if not f.is_file():
             raise ModelFileError(f"{f}: missing")
-        if _sha256(f) != digest:
+        if sha256_file(f) != digest:
             raise ModelFileError(f"{f}: sha256 does not match the manifest (tampered or truncated)")
     return manifest
 

@@ -14,8 +14,6 @@ A run directory holds everything needed to trust and reuse the result::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from textclass.data import split_frame
 from textclass.estimator import TextClassifier
 from textclass.evaluate import evaluate_model
+from textclass.files import write_text_atomic
 from textclass.plots import plot_confusion, plot_history
 
 
@@ -68,14 +67,14 @@ def train_run(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     clf.save(out_dir / "model")
-    _write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
+    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     history = getattr(clf, "history_", None)
     if history:
-        _write_text(out_dir / "history.csv", pd.DataFrame(history).rename_axis("epoch").to_csv())
+        write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).rename_axis("epoch").to_csv())
         plot_history(history, out_dir / "history.png")
     if clf.task_ != "multilabel":
         plot_confusion(metrics["confusion"], metrics["labels"], out_dir / "confusion.png")
-    _write_text(out_dir / "report.md", _report(model, metrics))
+    write_text_atomic(out_dir / "report.md", _report(model, metrics))
     return RunResult(out_dir, clf, metrics)
 
 
@@ -127,15 +126,3 @@ def _report(model: str, metrics: Mapping[str, Any]) -> str:
 
 def _json_safe(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v if isinstance(v, str | int | float | bool | type(None)) else repr(v) for k, v in params.items()}
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write through a temporary file and rename, so a crash never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
