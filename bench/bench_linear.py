@@ -1,42 +1,25 @@
 """Linear models on UCI Sentiment, 10-fold stratified CV over all 3000 rows, side by side.
 
 Anchors measured on this machine (issue 3): CountVectorizer+LR 0.832, word+char TF-IDF 0.855,
-NBSVM 0.861. Reads the three files directly (tab-separated, quoting disabled: 1000 rows each).
+NBSVM 0.861.
 
-    python bench/bench_linear.py            # data from $TEXTCLASS_DATA or ../shared/data
+    python bench/bench_linear.py            # data from $TEXTCLASS_DATA (e.g. ../shared/data)
 """
 
 from __future__ import annotations
 
-import csv
-import os
 import time
-from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 from sklearn.model_selection import StratifiedKFold, cross_validate
 
+from textclass.data import load_dataset
 from textclass.models.linear import build_bow_logreg, build_nbsvm, build_tfidf_linear
 
-SOURCES = ("yelp", "amazon_cells", "imdb")
-
-
-def load_uci(root: Path) -> tuple[list[str], np.ndarray]:
-    texts, labels = [], []
-    for source in SOURCES:
-        path = root / "uci-sentiment" / f"{source}_labelled.txt"
-        with path.open(encoding="utf-8") as f:
-            for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
-                texts.append(row[0].strip())
-                labels.append(int(row[1]))
-    return texts, np.asarray(labels)
-
-
 def main() -> None:
-    root = Path(os.environ.get("TEXTCLASS_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    texts, y = load_uci(root)
+    data = load_dataset("uci-sentiment")  # quoting disabled: 1000 rows per source
+    texts, y = data["text"].tolist(), data["label"].to_numpy()
     cv = StratifiedKFold(10, shuffle=True, random_state=0)
     table = Table(title=f"UCI Sentiment, {len(texts)} rows, 10-fold stratified CV (random_state=0)")
     for col in ("model", "accuracy mean", "± std", "anchor", "fit s / fold", "total s"):
