@@ -69,6 +69,17 @@ def parse_params(pairs: list[str] | None) -> dict[str, object]:
 TEXT_COL = typer.Option(None, "--text-col", help="Column holding the texts (auto-detected when obvious).")
 LABEL_COL = typer.Option(None, "--label-col", help="Column holding the labels (auto-detected when obvious).")
 PARAMS = typer.Option(None, "-p", "--param", help="Model hyperparameter as key=value; repeatable.")
+EPOCHS = typer.Option(None, "--epochs", help="Training epochs of Keras models (default: the model's own).")
+BATCH_SIZE = typer.Option(None, "--batch-size", help="Batch size of Keras models (default: the model's own).")
+TEST_SIZE = typer.Option(0.25, "--test-size", help="Share of rows held out for the final test score.")
+STRATIFY = typer.Option(False, "--stratify", help="Keep class shares equal in train and test.")
+
+
+def _hyperparameters(params: list[str] | None, epochs: int | None, batch_size: int | None) -> dict[str, object]:
+    """``-p`` options plus --epochs / --batch-size, when given, as one dict of hyperparameters."""
+    hyper = parse_params(params)
+    hyper.update({k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None})
+    return hyper
 
 
 @app.command()
@@ -78,11 +89,11 @@ def train(
     out: Path = typer.Option(None, "-o", "--out", help="Run directory to write (default: runs/MODEL)."),
     text_col: str = TEXT_COL,
     label_col: str = LABEL_COL,
-    test_size: float = typer.Option(0.25, "--test-size", help="Share of rows held out for testing."),
+    test_size: float = TEST_SIZE,
     seed: int = typer.Option(1000, "--seed", help="Random seed for the split and the model."),
-    stratify: bool = typer.Option(False, "--stratify", help="Keep class shares equal in train and test."),
-    epochs: int = typer.Option(None, "--epochs", help="Training epochs of Keras models (default: the model's own)."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Batch size of Keras models (default: the model's own)."),
+    stratify: bool = STRATIFY,
+    epochs: int = EPOCHS,
+    batch_size: int = BATCH_SIZE,
     params: list[str] = PARAMS,
 ) -> None:
     """Train a model, score it on a held-out split and write a run directory.
@@ -92,8 +103,7 @@ def train(
     from textclass.data import load_data
     from textclass.train import train_run
 
-    hyper = parse_params(params)
-    hyper.update({k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None})
+    hyper = _hyperparameters(params, epochs, batch_size)
     frame = load_data(data, text_col=text_col, label_col=label_col)
     out = out or Path("runs") / model
     with _epoch_progress(model) as callbacks:
@@ -255,15 +265,15 @@ def search(
     sets: list[str] = SEARCH_SETS,
     space_file: Path = typer.Option(None, "--space", help="Search space as a YAML or TOML file: name: a list of values, or a mapping low/high/log/int."),
     params: list[str] = PARAMS,
-    epochs: int = typer.Option(None, "--epochs", help="Training epochs (Keras models; default: the model's)."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Batch size (Keras models; default: the model's)."),
+    epochs: int = EPOCHS,
+    batch_size: int = BATCH_SIZE,
     scoring: str = typer.Option(None, "--scoring", help="scikit-learn scorer, e.g. f1_macro (default: accuracy)."),
     where: str = typer.Option(None, "--where", help="Keep rows where COLUMN=VALUE, e.g. --where source=yelp."),
     text_col: str = TEXT_COL,
     label_col: str = LABEL_COL,
-    test_size: float = typer.Option(0.25, "--test-size", help="Share of rows held out for the final test score."),
+    test_size: float = TEST_SIZE,
     seed: int = typer.Option(1000, "--seed", help="Random seed for the split, the folds, the sampler and the models."),
-    stratify: bool = typer.Option(False, "--stratify", help="Keep class shares equal in train and test."),
+    stratify: bool = STRATIFY,
     storage: str = typer.Option(None, "--storage", help="SQLAlchemy URL of the study (default: sqlite:///OUT/study.db)."),
     study_name: str = typer.Option("textclass-search", "--study-name", help="Name of the study in the storage."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted study up to --trials finished trials."),
@@ -283,8 +293,7 @@ def search(
 
     overrides = load_space_file(space_file) if space_file else {}
     overrides.update(parse_assignments(sets))
-    fixed = parse_params(params)
-    fixed.update({k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None})
+    fixed = _hyperparameters(params, epochs, batch_size)
     space = model_space(model, overrides=overrides, fixed=fixed)  # refuse bad names before loading data
     frame = s.load_where(data, text_col=text_col, label_col=label_col, where=where)
     out = out or Path("runs") / f"search-{model}"

@@ -377,7 +377,12 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Iterable[str]) -> np.ndarray | list[tuple]:
         """The user's own labels; for multi-label, a list of tag tuples (probability > threshold)."""
-        proba = self.predict_proba(X)
+        return self.labels_from_proba(self.predict_proba(X))
+
+    def labels_from_proba(self, proba: np.ndarray) -> np.ndarray | list[tuple]:
+        """Labels from ``predict_proba``'s output, as ``predict`` gives them: callers that need
+        both probabilities and labels run the model once."""
+        check_is_fitted(self, "model_")
         if self.task_ == "multilabel":
             return self.codec_.inverse_transform((proba > self.threshold).astype(np.int8))
         if self.task_ == "binary":

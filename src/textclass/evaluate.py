@@ -13,6 +13,8 @@ import numpy as np
 from sklearn import metrics
 from sklearn.preprocessing import MultiLabelBinarizer
 
+from textclass.labels import plain
+
 
 def classification_metrics(
     y_true: Any,
@@ -55,9 +57,9 @@ def classification_metrics(
         "precision_macro": float(np.mean(precision)),
         "recall_macro": float(np.mean(recall)),
         "f1_macro": float(np.mean(f1)),
-        "labels": [_plain(c) for c in classes],
+        "labels": [plain(c) for c in classes],
         "per_class": {
-            str(_plain(c)): {
+            str(plain(c)): {
                 "precision": float(p),
                 "recall": float(r),
                 "f1": float(f),
@@ -80,15 +82,10 @@ def classification_metrics(
 def evaluate_model(clf: Any, texts: Any, y: Any) -> dict[str, Any]:
     """Predict ``texts`` with a fitted classifier and score against ``y`` (the user's labels)."""
     proba = clf.predict_proba(texts)
-    y_pred = clf.predict(texts)
+    y_pred = clf.labels_from_proba(proba)
     if clf.task_ == "multilabel":
         binarizer = MultiLabelBinarizer(classes=list(clf.classes_))
         return classification_metrics(
             binarizer.fit_transform(y), binarizer.transform(y_pred), classes=clf.classes_
         )
     return classification_metrics(y, y_pred, proba, classes=clf.classes_)
-
-
-def _plain(value: Any) -> Any:
-    """NumPy scalars to Python ones, so the dict serialises as JSON."""
-    return value.item() if isinstance(value, np.generic) else value

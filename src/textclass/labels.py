@@ -40,11 +40,11 @@ def infer_task(y: Iterable[Any]) -> Task:
         return "multilabel"
     if any(isinstance(v, _MULTI) for v in items):
         raise DataError("labels mix single values and lists; expected one label per item, or a list per item")
-    n = len({_plain(v) for v in items if not _is_missing(v)})
+    n = len({plain(v) for v in items if not _is_missing(v)})
     return "binary" if n <= 2 else "multiclass"
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A NumPy scalar as its Python value, so JSON keeps int as int and str as str."""
     return value.item() if isinstance(value, np.generic) else value
 
@@ -99,11 +99,11 @@ class LabelCodec:
         task = infer_task(items)
         _check_missing(items)
         if task == "multilabel":
-            tags = {_plain(t) for v in items for t in v}
+            tags = {plain(t) for v in items for t in v}
             if any(_is_missing(t) for t in tags):
                 raise DataError("a multi-label item holds a missing (NaN/None) tag")
         else:
-            tags = {_plain(v) for v in items}
+            tags = {plain(v) for v in items}
         classes = _sorted(tags)
         if len(classes) < 2:
             shown = repr(classes[0]) if classes else "none"
@@ -115,7 +115,7 @@ class LabelCodec:
 
     def _code(self, value: Any) -> int:
         try:
-            return self._index[_plain(value)]
+            return self._index[plain(value)]
         except (KeyError, TypeError):
             raise DataError(
                 f"unknown label {value!r}; expected one of {', '.join(map(repr, self.classes_[:20]))}"
@@ -146,12 +146,12 @@ class LabelCodec:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe state; int labels stay int and str labels stay str through JSON."""
-        return {"task": self.task_, "classes": [_plain(c) for c in self.classes_]}
+        return {"task": self.task_, "classes": [plain(c) for c in self.classes_]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LabelCodec:
         codec = cls()
         codec.task_ = d["task"]
         codec.classes_ = _classes(list(d["classes"]))
-        codec._index = {_plain(c): i for i, c in enumerate(codec.classes_)}
+        codec._index = {plain(c): i for i, c in enumerate(codec.classes_)}
         return codec

@@ -61,7 +61,7 @@ def predict_chunks(clf: Any, chunks: Iterable[list[str]]) -> Iterator[pd.DataFra
         if not texts:
             continue
         proba = np.asarray(clf.predict_proba(texts))
-        labels = clf.predict(texts)
+        labels = clf.labels_from_proba(proba)
         frame = pd.DataFrame({"text": texts, "label": list(labels)})
         for j, name in enumerate(clf.classes_):
             frame[f"p_{name}"] = proba[:, j].round(6)

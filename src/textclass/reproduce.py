@@ -41,6 +41,7 @@ from textclass.compare import (
 )
 from textclass.errors import ParameterError
 from textclass.files import write_text_atomic
+from textclass.labels import plain
 
 SOURCES = ("yelp", "amazon", "imdb")
 IMDB_748 = "imdb-748"  # the tutorial's pandas-default-quoting parse of imdb
@@ -195,7 +196,7 @@ def tutorial_search(params: Mapping[str, Any], space: Mapping[str, list], n_iter
     search.fit(np.asarray(list(X_train), dtype=object), np.asarray(list(y_train)))
     fit_s = time.perf_counter() - start
     return {"test": float(search.score(list(X_test), list(y_test))), "cv": float(search.best_score_),
-            "best_params": {k: _plain(v) for k, v in search.best_params_.items()},
+            "best_params": {k: plain(v) for k, v in search.best_params_.items()},
             "train": float(search.score(list(X_train), list(y_train))),
             "fit_s": fit_s, "history": dict(search.best_estimator_.history_),
             "n_train": len(X_train), "n_test": len(X_test)}
@@ -224,11 +225,7 @@ def nested_fold(params: Mapping[str, Any], candidates: Sequence[Mapping[str, Any
     pred = best.predict(list(X_test))
     m = classification_metrics(list(y_test), list(pred))
     return {"accuracy": m["accuracy"], "f1_macro": m["f1_macro"], "n_train": len(X_train), "n_test": len(X_test),
-            "fit_s": fit_s, "epochs": len(best.history_["loss"]), "chosen": {k: _plain(v) for k, v in chosen.items()}}
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
+            "fit_s": fit_s, "epochs": len(best.history_["loss"]), "chosen": {k: plain(v) for k, v in chosen.items()}}
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,7 +308,7 @@ def plan(exp: Experiment, frames: Mapping[str, pd.DataFrame], settings: Settings
                               weight=2.0 if exp.keras else 0.1))
     from sklearn.model_selection import ParameterSampler
 
-    candidates = [{k: _plain(v) for k, v in c.items()}
+    candidates = [{k: plain(v) for k, v in c.items()}
                   for c in ParameterSampler(SEARCH_SPACE, settings.search_iter, random_state=settings.seed)]
     for source in _honest_sources(exp, settings):
         frame = frames[source]
@@ -503,7 +500,7 @@ def write_results(run: Reproduction, out: Path) -> None:
     payload = {"settings": asdict(run.settings), "interrupted": run.interrupted, "total_s": run.total_s,
                "wall_s": {str(k): v for k, v in run.wall_s.items()}, "rows": run.rows,
                "notes": [INTERVAL_NOTE, LEAK_NOTE]}
-    write_text_atomic(out / "results.json", json.dumps(payload, indent=2, default=_plain))
+    write_text_atomic(out / "results.json", json.dumps(payload, indent=2, default=plain))
     df = pd.DataFrame(run.rows, columns=list(CSV_COLUMNS)) if run.rows else pd.DataFrame(columns=list(CSV_COLUMNS))
     if len(df):
         df["tutorial_params"] = df["tutorial_params"].map(lambda v: json.dumps(v) if v else "")
