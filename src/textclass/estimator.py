@@ -403,6 +403,14 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     # ---- inspection and persistence ----
 
+    def explain(self, X: Iterable[str], *, label: Any = None) -> list:
+        """Each word's signed contribution towards ``label`` (default: the predicted one), one
+        ``textclass.explain.Explanation`` per text: exact for linear models, occlusion otherwise."""
+        from textclass.explain import explain
+
+        check_is_fitted(self, "model_")
+        return explain(self, X, label=label)
+
     def summary(self) -> str:
         """Keras' layer table, or the scikit-learn pipeline; with the hyperparameters used."""
         check_is_fitted(self, "model_")
