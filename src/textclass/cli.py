@@ -388,6 +388,38 @@ def reproduce(
     typer.echo(f"wrote {out}/report.md")
 
 
+
+@app.command()
+def explain(
+    run: Path = typer.Argument(..., help="A run directory written by `textclass train` (or a saved model directory)."),
+    texts: list[str] = typer.Argument(..., help="Texts to explain."),
+    label: str = typer.Option(None, "--label", help="Class or tag to explain (default: the predicted one; "
+                              "multi-label: the most probable tag)."),
+    as_json: bool = typer.Option(False, "--json", help="Write one JSON object per text (JSON Lines)."),
+) -> None:
+    """Show which words pushed each text towards its label: green for it, red against it.
+
+    Linear models are explained exactly (the weights plus the base are the model's logit), all
+    others by occlusion (each weight is the logit minus the logit without that word).
+
+    Example: textclass explain runs/cnn "The food was great" "Never again" --label 1 --json
+    """
+    import json
+
+    from textclass.explain import explain as explain_texts, render
+    from textclass.store import load_model
+
+    clf = load_model(_model_dir(run))
+    explanations = explain_texts(clf, texts, label=label)
+    if as_json:
+        for e in explanations:
+            typer.echo(json.dumps(e.to_dict(), ensure_ascii=False))
+        return
+    console = Console()
+    for e in explanations:
+        console.print(render(e), highlight=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 1 failure, 2 bad input or usage, 130 interrupted)."""
     try:

@@ -10,9 +10,10 @@ exported models alike. The method depends on what the fitted model is:
   cover; the weights plus ``base`` (the intercept) are the score, to rounding.
 - ``"occlusion"``: every other model. A word's weight is score(text) - score(text without that
   word); ``base`` is the score of the empty text. All the variants of a text go through the model
-  in one batched call (several short texts share one). Keras models are scored on their logits
-  (the output layer without its activation), so confident predictions do not saturate in float32;
-  other models on the log-odds of their probabilities, clipped one float epsilon inside (0, 1).
+  in one batched call, shared by several texts up to ``OCCLUSION_BATCH`` variants. Keras models
+  are scored on their logits (the output layer without its activation), so confident predictions
+  do not saturate in float32; other models on the log-odds of their probabilities, clipped one
+  float epsilon inside (0, 1).
 
 The score of a label is its logit: for binary and multi-label models the log-odds of the label or
 tag, ``log p / (1 - p)`` (so the negative class of a binary model has the opposite sign); for
@@ -41,7 +42,9 @@ from textclass.errors import ParameterError
 from textclass.labels import plain
 
 WORDS = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]+")
-OCCLUSION_BATCH = 512  # variants per model call; one text's variants are never split
+# Variants per model call (one text's variants are never split): large enough that the
+# estimator's length-sorted batches of 512 waste little on padding, small enough to stay light.
+OCCLUSION_BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -335,7 +338,7 @@ def render(explanation: Explanation, top: int = 6) -> Any:
     lines = [head, body]
     strongest = sorted((w for w in e.words if w.weight), key=lambda w: -abs(w.weight))[:top]
     if strongest:
-        lines.append(Text("  ").join(Text(f"{w.weight:+.3f} {w.word}", style(w.weight)) for w in strongest))
+        lines.append(Text("  ").join(Text(f"{w.weight:+.3g} {w.word}", style(w.weight)) for w in strongest))
     else:
         lines.append(Text("no word moved the score: the model knows none of them, and answers as for an empty text"
                           if e.words else "an empty text: the score is the model's base", "dim"))
