@@ -399,8 +399,7 @@ def explain(
 ) -> None:
     """Show which words pushed each text towards its label: green for it, red against it.
 
-    Linear models are explained exactly (the weights plus the base are the model's logit), all
-    others by occlusion (each weight is the logit minus the logit without that word).
+    Linear models are explained exactly, all others by occlusion (see the README's Explain section).
 
     Example: textclass explain runs/cnn "The food was great" "Never again" --label 1 --json
     """
