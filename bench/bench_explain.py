@@ -62,11 +62,11 @@ def main() -> None:
     texts = test.text.tolist()[:200 if args.quick else 1000]
     warm = train.text.tolist()[:100]
     words = np.mean([len(word_spans(t)) for t in texts])
-    console = Console()
+    console = Console(width=max(Console().width, 130))
     load_before = os.getloadavg()[0]
     table = Table(title=f"explain vs predict, {len(texts)} held-out UCI sentences ({words:.1f} words on average), "
                         "ms per sentence")
-    for col in ("model", "method", "explain 1-by-1 mean", "p95", "predict 1-by-1", "ratio",
+    for col in ("model", "method", "explain 1-by-1", "p95", "predict 1-by-1", "ratio",
                 "explain batch", "predict batch", "goal"):
         table.add_column(col, justify="left" if col in ("model", "method") else "right")
     for name in MODELS:

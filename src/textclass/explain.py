@@ -178,9 +178,9 @@ class _Exact:
         d = self.decomposition
         if not texts:
             return []
-        proba = np.asarray(model.predict_proba(texts))
-        predicted = model.labels_from_proba(proba)
         x = d.features(texts)
+        proba = np.asarray(d.predict_proba(x))  # model.predict_proba(texts), vectorizing once
+        predicted = model.labels_from_proba(proba)
         out = []
         for i, text in enumerate(texts):
             k = _target(model, proba[i], predicted[i], wanted)

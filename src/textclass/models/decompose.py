@@ -48,6 +48,8 @@ class Decomposition:
     ----------
     features : callable
         texts -> the pipeline's feature matrix (CSR), the classifier's input.
+    predict_proba : callable
+        feature matrix -> the classifier's probabilities: the pipeline's, without vectorizing twice.
     spans : FeatureSpans
         Where each feature occurs in a text.
     coef, intercept : ndarray
@@ -55,6 +57,7 @@ class Decomposition:
     """
 
     features: Callable[[list[str]], sp.csr_matrix]
+    predict_proba: Callable[[sp.csr_matrix], np.ndarray]
     spans: FeatureSpans
     coef: np.ndarray
     intercept: np.ndarray
@@ -112,7 +115,7 @@ def decompose(pipeline: object) -> Decomposition | None:
         x.sort_indices()  # split() looks features up by binary search
         return x
 
-    return Decomposition(features, spans, *form)
+    return Decomposition(features, pipeline.steps[1][1].predict_proba, spans, *form)
 
 
 # ---- where features occur ----------------------------------------------------------------------
