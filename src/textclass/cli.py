@@ -415,7 +415,9 @@ def explain(
             typer.echo(json.dumps(e.to_dict(), ensure_ascii=False))
         return
     console = Console()
-    for e in explanations:
+    for i, e in enumerate(explanations):
+        if i:
+            console.print()
         console.print(render(e), highlight=False)
 
 
