@@ -73,6 +73,7 @@ def all_scores(clf, texts):
 TEXTS = st.text(st.sampled_from(list("abcAB İΣé'’_-!?.,\t\n12")), max_size=40) | st.text(max_size=30)
 
 
+@settings(deadline=None)
 @given(TEXTS)
 def test_words_cover_every_character_but_whitespace_once(text):
     covered = np.zeros(len(text), dtype=int)

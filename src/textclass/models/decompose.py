@@ -272,7 +272,7 @@ def _(clf: NBLogisticRegression) -> Form:
 
 @linear_form.register
 def _(clf: CalibratedLinearSVC) -> Form | None:
-    return linear_form(clf.calibrated_)
+    return linear_form(getattr(clf, "calibrated_", None))  # the CalibratedClassifierCV inside
 
 
 @linear_form.register
