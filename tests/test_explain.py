@@ -182,7 +182,8 @@ def test_exact_sum_and_probabilities_for_several_classes(uci, name, task):
 def test_temperature_scaled_svm_is_linear_too(uci):
     texts, y = small(uci, "multiclass")
     for labels in (y, [s == "yelp" for s in y]):
-        pipe = make_pipeline(CountVectorizer(), CalibratedClassifierCV(LinearSVC(), method="temperature", cv=3, ensemble=False))
+        svm = CalibratedClassifierCV(LinearSVC(), method="temperature", cv=3, ensemble=False)
+        pipe = make_pipeline(CountVectorizer(), svm)
         d = decompose(pipe.fit(texts, labels))
         x = d.features(texts[:50])
         scores = x @ d.coef.T + d.intercept

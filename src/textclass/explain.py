@@ -157,7 +157,8 @@ def _keras(fitted: Any) -> Method | None:
     head = fitted.layers[-1]
     if not isinstance(head, keras.layers.Dense) or head.activation.__name__ not in ("sigmoid", "softmax"):
         return None
-    linear = keras.layers.Dense.from_config({**head.get_config(), "activation": "linear", "name": f"{head.name}_logits"})
+    config = {**head.get_config(), "activation": "linear", "name": f"{head.name}_logits"}
+    linear = keras.layers.Dense.from_config(config)
     logits = linear(head.input)
     linear.set_weights(head.get_weights())
     return _Occlusion(_LogitScores(keras.Model(fitted.inputs, logits)))
