@@ -10,6 +10,9 @@ Before the clock runs, each model explains and predicts 100 training sentences o
 one-off JAX compilations (a few padded shapes) are not counted. Goal: < 20 ms per sentence for
 the cnn, on 2 cores.
 
+Seen here (issue 11, 2026-12-02, the machine shared with other work): cnn 6.5 ms one by one and
+0.9 ms in a batch at load average 6; 10.2 ms and 2.8 ms at load average 20.
+
     python bench/bench_explain.py            # data from $TEXTCLASS_DATA
     python bench/bench_explain.py --quick    # 200 sentences, cnn for 2 epochs: a smoke check
 """
