@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import rich.markup
 import typer
 from rich.console import Console
 
@@ -100,12 +101,15 @@ def train(
 
     Example: textclass train uci-sentiment -m cnn -o runs/cnn -p num_filters=64
     """
+    from textclass.constraints import check_model_params
     from textclass.data import load_data
+    from textclass.files import check_out_dir
     from textclass.train import train_run
 
     hyper = _hyperparameters(params, epochs, batch_size)
+    check_model_params(model, hyper)
+    out = check_out_dir(out or Path("runs") / model)
     frame = load_data(data, text_col=text_col, label_col=label_col)
-    out = out or Path("runs") / model
     with _epoch_progress(model) as callbacks:
         result = train_run(
             frame, model, out, test_size=test_size, seed=seed, stratify=stratify, params=hyper, callbacks=callbacks
@@ -155,9 +159,12 @@ def predict(
     Examples: textclass predict runs/cnn "so good!" "never again" ;
     textclass predict runs/cnn -i reviews.csv --text-col review --output predictions.csv
     """
+    from textclass.files import check_out_file
     from textclass.predict import iter_text_chunks, predict_chunks, write_predictions
     from textclass.store import load_model
 
+    if output is not None:
+        check_out_file(output)
     clf = load_model(_model_dir(run))
     if texts:
         chunks = iter([list(texts)])
@@ -289,14 +296,17 @@ def search(
     Interrupted? Run the same command again with --resume. Use both cores: --jobs 2.
     """
     from textclass import search as s
+    from textclass.constraints import check_model_params
+    from textclass.files import check_out_dir
     from textclass.space import load_space_file, model_space, parse_assignments
 
     overrides = load_space_file(space_file) if space_file else {}
     overrides.update(parse_assignments(sets))
     fixed = _hyperparameters(params, epochs, batch_size)
     space = model_space(model, overrides=overrides, fixed=fixed)  # refuse bad names before loading data
+    check_model_params(model, fixed)
+    out = check_out_dir(out or Path("runs") / f"search-{model}")
     frame = s.load_where(data, text_col=text_col, label_col=label_col, where=where)
-    out = out or Path("runs") / f"search-{model}"
     result, metrics = s.search_run(
         frame, model, out, test_size=test_size, seed=seed, stratify=stratify, storage=storage, space=space,
         sampler=sampler, n_trials=trials, cv=cv, outer_cv=outer_cv, scoring=scoring, prune=prune,
@@ -352,7 +362,10 @@ def compare(
     Example: textclass compare uci-sentiment -m bow-logreg,nbsvm,cnn --cv 10 --by source --cross-domain
     """
     from textclass.compare import compare as run_compare
+    from textclass.files import check_out_dir
 
+    if out is not None:
+        check_out_dir(out)
     result = run_compare(data, models_.split(","), cv=cv, repeats=repeats, by=by, cross_domain=cross_domain,
                          params=parse_params(params), metric=metric, seed=seed, n_jobs=jobs, progress=True,
                          text_col=text_col, label_col=label_col, group_col=group_col)
@@ -377,8 +390,10 @@ def reproduce(
 
     Example: textclass reproduce --only 1,7 -o reproduce
     """
+    from textclass.files import check_out_dir
     from textclass.reproduce import Settings, parse_sources, render, reproduce as run_reproduce
 
+    check_out_dir(out)
     overrides = {k: v for k, v in (("folds", folds), ("repeats", repeats), ("n_jobs", jobs)) if v is not None}
     if sources:
         overrides["honest_sources"] = parse_sources(sources)
@@ -389,18 +404,46 @@ def reproduce(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit status (0 ok, 1 failure, 2 bad input or usage, 130 interrupted)."""
+    """Run the CLI; return the exit status (0 ok, 1 failure, 2 bad input or usage, 130 interrupted).
+
+    No traceback reaches the terminal: an unexpected exception is one line naming the file that
+    holds the full traceback (exit 1). Warnings are said once, in textclass's words.
+    """
+    from textclass.guard import one_line, warnings_policy, write_traceback
+
     try:
-        app(args=argv, prog_name="textclass")
+        with warnings_policy(_warn):
+            app(args=argv, prog_name="textclass")
     except SystemExit as e:  # Typer's own exits: --help, usage errors (2), typer.Exit(n)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except TextclassError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True, markup=True)
+        _error(" ".join(str(e).split()))
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+    except OSError as e:  # a path the user gave: missing, unwritable, a full disk
+        if e.filename is None:
+            return _unexpected(e, one_line, write_traceback)
+        _error(f"{e.filename}: {e.strerror or e}")
+        return 2
+    except Exception as e:  # noqa: BLE001 - the last guard: a bug or an unforeseen library failure
+        return _unexpected(e, one_line, write_traceback)
     return 0
+
+
+def _error(message: str) -> None:
+    err.print(f"[bold red]error:[/] {rich.markup.escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {rich.markup.escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _unexpected(exc: Exception, one_line, write_traceback) -> int:
+    path = write_traceback(exc)
+    _error(f"unexpected {one_line(exc)} (full traceback in {path}; please report it)")
+    return 1
 
 
 if __name__ == "__main__":

@@ -43,3 +43,26 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
     with atomic_open(path) as f:
         f.write(text)
+
+
+def check_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Refuse, before any work, an output folder that is an existing file."""
+    from textclass.errors import ParameterError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ParameterError(f"{option} {path}: exists and is a file, not a folder; choose another {option}")
+    return path
+
+
+def check_out_file(path: str | os.PathLike, option: str = "--output") -> Path:
+    """Refuse, before any work, an output file that is an existing folder or whose parent is a file."""
+    from textclass.errors import ParameterError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ParameterError(f"{option} {path}: is a folder; give a file name such as {path / 'predictions.jsonl'}")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ParameterError(f"{option} {path}: {parent} is a file, not a folder")
+    return path
