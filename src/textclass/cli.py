@@ -69,6 +69,10 @@ def parse_params(pairs: list[str] | None) -> dict[str, object]:
 
 TEXT_COL = typer.Option(None, "--text-col", help="Column holding the texts (auto-detected when obvious).")
 LABEL_COL = typer.Option(None, "--label-col", help="Column holding the labels (auto-detected when obvious).")
+LABEL_SEP = typer.Option(
+    None, "--label-sep",
+    help="Separator of multi-label tags in a label string, e.g. ',' (default: detected; '' never splits).",
+)
 PARAMS = typer.Option(None, "-p", "--param", help="Model hyperparameter as key=value; repeatable.")
 EPOCHS = typer.Option(None, "--epochs", help="Training epochs of Keras models (default: the model's own).")
 BATCH_SIZE = typer.Option(None, "--batch-size", help="Batch size of Keras models (default: the model's own).")
@@ -90,6 +94,9 @@ def train(
     out: Path = typer.Option(None, "-o", "--out", help="Run directory to write (default: runs/MODEL)."),
     text_col: str = TEXT_COL,
     label_col: str = LABEL_COL,
+    label_sep: str = LABEL_SEP,
+    group_col: str = typer.Option(None, "--group-col", help="Column holding a group (e.g. source): "
+                                  "metrics per group in the report."),
     test_size: float = TEST_SIZE,
     seed: int = typer.Option(1000, "--seed", help="Random seed for the split and the model."),
     stratify: bool = STRATIFY,
@@ -109,10 +116,11 @@ def train(
     hyper = _hyperparameters(params, epochs, batch_size)
     check_model_params(model, hyper)
     out = check_out_dir(out or Path("runs") / model)
-    frame = load_data(data, text_col=text_col, label_col=label_col)
+    frame = load_data(data, text_col=text_col, label_col=label_col, label_sep=label_sep, group_col=group_col)
     with _epoch_progress(model) as callbacks:
         result = train_run(
-            frame, model, out, test_size=test_size, seed=seed, stratify=stratify, params=hyper, callbacks=callbacks
+            frame, model, out, test_size=test_size, seed=seed, stratify=stratify, params=hyper, callbacks=callbacks,
+            group_col=group_col,
         )
     _print_metrics(result.metrics, title=f"{model} on {data}: held-out metrics")
     typer.echo(f"wrote {result.out_dir}/")
@@ -124,6 +132,7 @@ def evaluate(
     data: str = typer.Argument(..., help="A built-in data set name or a data file with texts and labels."),
     text_col: str = TEXT_COL,
     label_col: str = LABEL_COL,
+    label_sep: str = LABEL_SEP,
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Score a trained model on labelled data: accuracy, precision/recall/F1, ROC-AUC, confusion.
@@ -137,7 +146,7 @@ def evaluate(
     from textclass.store import load_model
 
     clf = load_model(_model_dir(run))
-    frame = load_data(data, text_col=text_col, label_col=label_col)
+    frame = load_data(data, text_col=text_col, label_col=label_col, label_sep=label_sep)
     metrics = evaluate_model(clf, frame["text"], frame["label"])
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
@@ -188,8 +197,10 @@ def _print_metrics(metrics: dict, *, title: str) -> None:
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in ("n", "accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc"):
-        if key in metrics:
+    from textclass.train import METRIC_KEYS
+
+    for key in ("n", *METRIC_KEYS):
+        if key in metrics and not (key == "accuracy" and "subset_accuracy" in metrics):
             value = metrics[key]
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
@@ -199,6 +210,14 @@ def _print_metrics(metrics: dict, *, title: str) -> None:
     for name, row in metrics["per_class"].items():
         per_class.add_row(name, *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["support"]))
     console.print(per_class)
+    if metrics.get("per_group"):
+        per_group = Table()
+        for column in ("group", "n", "accuracy (95% Wilson)", "macro-F1"):
+            per_group.add_column(column, justify="left" if column == "group" else "right")
+        for name, row in metrics["per_group"].items():
+            per_group.add_row(name, str(row["n"]), f"{row['accuracy']:.4f} [{row['accuracy_lo']:.3f}, "
+                              f"{row['accuracy_hi']:.3f}]", f"{row['f1_macro']:.4f}")
+        console.print(per_group)
 
 
 @contextlib.contextmanager
@@ -278,6 +297,7 @@ def search(
     where: str = typer.Option(None, "--where", help="Keep rows where COLUMN=VALUE, e.g. --where source=yelp."),
     text_col: str = TEXT_COL,
     label_col: str = LABEL_COL,
+    label_sep: str = LABEL_SEP,
     test_size: float = TEST_SIZE,
     seed: int = typer.Option(1000, "--seed", help="Random seed for the split, the folds, the sampler and the models."),
     stratify: bool = STRATIFY,
@@ -306,7 +326,7 @@ def search(
     space = model_space(model, overrides=overrides, fixed=fixed)  # refuse bad names before loading data
     check_model_params(model, fixed)
     out = check_out_dir(out or Path("runs") / f"search-{model}")
-    frame = s.load_where(data, text_col=text_col, label_col=label_col, where=where)
+    frame = s.load_where(data, text_col=text_col, label_col=label_col, where=where, label_sep=label_sep)
     result, metrics = s.search_run(
         frame, model, out, test_size=test_size, seed=seed, stratify=stratify, storage=storage, space=space,
         sampler=sampler, n_trials=trials, cv=cv, outer_cv=outer_cv, scoring=scoring, prune=prune,
@@ -351,6 +371,7 @@ def compare(
     metric: str = typer.Option("accuracy", "--metric", help="Picks the best model and the tested metric: accuracy or f1_macro."),
     text_col: str = TEXT_COL,
     label_col: str = LABEL_COL,
+    label_sep: str = LABEL_SEP,
     group_col: str = typer.Option(None, "--group-col", help="Column holding a group (e.g. source) in a data file."),
     params: list[str] = PARAMS,
     seed: int = typer.Option(0, "--seed", help="Seed of the folds and of the models."),
@@ -368,7 +389,7 @@ def compare(
         check_out_dir(out)
     result = run_compare(data, models_.split(","), cv=cv, repeats=repeats, by=by, cross_domain=cross_domain,
                          params=parse_params(params), metric=metric, seed=seed, n_jobs=jobs, progress=True,
-                         text_col=text_col, label_col=label_col, group_col=group_col)
+                         text_col=text_col, label_col=label_col, group_col=group_col, label_sep=label_sep)
     result.render(Console(width=max(Console().width, 120)))
     if out is not None:
         typer.echo(f"wrote {result.write(out)}/")

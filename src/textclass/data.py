@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 import urllib.error
 import urllib.request
 import zipfile
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from textclass.errors import DataError, DatasetError, ParameterError, did_you_mean
+from textclass.errors import DataError, DatasetError, ParameterError, TextclassWarning, did_you_mean
 from textclass.files import sha256_file
 from textclass.labels import infer_task
 
@@ -529,7 +530,44 @@ def _read_delimited(path: Path, text: str, sep: str) -> tuple[pd.DataFrame, bool
     if headerless:
         df = read(None)
         df.columns = [f"column{i + 1}" for i in range(df.shape[1])]
+    else:
+        _check_header(path, text, sep, quoting)
     return df, headerless
+
+
+def _check_header(path: Path, text: str, sep: str, quoting: int) -> None:
+    """Refuse a header naming one column twice: pandas would silently rename the second 'x.1'."""
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=sep, quoting=quoting), [])
+    except csv.Error:
+        return  # pandas read it; its own names stand
+    names = [h for h in header if h]
+    twice = sorted({h for h in names if names.count(h) > 1})
+    if twice:
+        raise DataError(
+            f"{path}: the header (line 1) names column {twice[0]!r} {names.count(twice[0])} times; "
+            "give every column its own name"
+        )
+
+
+def _drop_repeated_headers(path: Path, df: pd.DataFrame, numbers: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """Drop rows that repeat the header (files concatenated with their headers), with a warning;
+    columns that were numbers but for those rows become numbers again."""
+    names = [str(c).strip() for c in df.columns]
+    repeated = np.ones(len(df), dtype=bool)
+    for c, name in zip(df.columns, names):
+        repeated &= (df[c].astype(str).str.strip() == name).to_numpy()
+    if not repeated.any():
+        return df, numbers
+    shown = ", ".join(str(n) for n in numbers[repeated][:5]) + (", ..." if repeated.sum() > 5 else "")
+    warnings.warn(TextclassWarning(
+        f"{path}: dropped {int(repeated.sum())} row(s) repeating the header (line(s) {shown})"), stacklevel=3)
+    df = df[~repeated].reset_index(drop=True)
+    for c in df.columns:
+        values = df[c].dropna().astype(str).str.strip()
+        if len(values) and values.str.fullmatch(r"-?\d+").all():
+            df[c] = pd.to_numeric(df[c])
+    return df, numbers[~repeated]
 
 
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
@@ -585,11 +623,24 @@ def _guess_text_column(df: pd.DataFrame) -> str | None:
     return best
 
 
-def _parse_labels(values: pd.Series, label_sep: str | None) -> pd.Series:
-    """Lists stay lists; JSON-list strings and ``label_sep``-delimited strings become tuples of str."""
+#: Separators of multi-label strings recognised when no ``label_sep`` is given.
+LABEL_SEPARATORS = (",", ";", "|")
+
+
+def _parse_labels(values: pd.Series, label_sep: str | None, path: Path | None = None,
+                  where: Callable[[np.ndarray], str] | None = None) -> pd.Series:
+    """Lists stay lists; JSON-list strings and ``label_sep``-delimited strings become tuples of str.
+
+    Surrounding whitespace is stripped (" positive" is "positive"). Without ``label_sep``, strings
+    holding one of ``LABEL_SEPARATORS`` are split on it (said in a warning); strings mixing two
+    separators are refused, naming both. ``label_sep=""`` never splits.
+    """
     non_null = values.dropna()
     if non_null.empty:
         return values
+    values = values.map(lambda v: v.strip() if isinstance(v, str) else v)
+    if label_sep is None:
+        label_sep = _detect_separator(values, path, where)
 
     def tuples(items: list) -> pd.Series:
         out = pd.Series(np.empty(len(items), dtype=object), index=values.index)
@@ -599,7 +650,7 @@ def _parse_labels(values: pd.Series, label_sep: str | None) -> pd.Series:
     first = non_null.iloc[0]
     if isinstance(first, (list, tuple, np.ndarray)):
         return tuples([tuple(str(t) for t in v) if isinstance(v, (list, tuple, np.ndarray)) else v for v in values])
-    if label_sep is not None:
+    if label_sep:
         return tuples(
             [tuple(t.strip() for t in str(v).split(label_sep) if t.strip()) if not _na(v) else v for v in values]
         )
@@ -610,11 +661,44 @@ def _parse_labels(values: pd.Series, label_sep: str | None) -> pd.Series:
                 parsed.append(v)
                 continue
             try:
-                parsed.append(tuple(str(t) for t in json.loads(v)))
+                parsed.append(tuple(str(t).strip() for t in json.loads(v)))
             except (json.JSONDecodeError, TypeError):
                 return values  # not JSON lists after all: plain string labels
         return tuples(parsed)
     return values
+
+
+def _detect_separator(values: pd.Series, path: Path | None, where: Callable[[np.ndarray], str] | None) -> str | None:
+    """The one separator of multi-label strings in ``values``, None if none; DataError if several."""
+    strings = np.array([isinstance(v, str) and not v.startswith("[") for v in values], dtype=bool)
+    found = {}
+    for sep in LABEL_SEPARATORS:
+        mask = strings & np.array([isinstance(v, str) and sep in v for v in values], dtype=bool)
+        if mask.any():
+            found[sep] = mask
+    if not found:
+        return None
+    place = f"{path}: " if path else ""
+    if len(found) > 1:
+        named = " and ".join(f"{sep!r} ({where(mask) + ', e.g. ' if where else 'e.g. '}{values[mask].iloc[0]!r})"
+                             for sep, mask in found.items())
+        raise DataError(f"{place}multi-label strings mix the separators {named}; say which one splits the "
+                        f"tags with --label-sep (or --label-sep '' to read every string as one label)")
+    sep, mask = next(iter(found.items()))
+    warnings.warn(TextclassWarning(
+        f"{place}{int(mask.sum())} label(s) hold {sep!r}: read as multi-label tags separated by {sep!r} "
+        "(--label-sep '' reads every string as one label)"), stacklevel=4)
+    return sep
+
+
+def _bad_values(values: Any, what: str) -> np.ndarray:
+    """Rows whose value is a mapping (a JSON object), or a list holding one: not a text or label."""
+    def bad(v: Any) -> bool:
+        if isinstance(v, dict):
+            return True
+        return isinstance(v, (list, tuple, np.ndarray)) and (what == "text" or any(isinstance(t, (dict, list)) for t in v))
+
+    return np.array([bad(v) for v in values], dtype=bool)
 
 
 def _na(v: Any) -> bool:
@@ -656,8 +740,15 @@ def read_table(
                     f"{path}: no label column found; name it with --label-col (columns: {', '.join(df.columns)})"
                 )
             label_col = others[0]
+        if label_col == text_col:
+            raise DataError(f"{path}: column {text_col!r} is given as both the text and the label column; "
+                            "the labels must be another column (--label-col)")
 
     text = df[text_col]
+    objects = _bad_values(text, "text")
+    if objects.any():
+        raise DataError(f"{path}: {int(objects.sum())} text(s) in column {text_col!r} at {where(objects)} are "
+                        "JSON objects or lists; expected a string in every row")
     empty = text.isna().to_numpy() | (text.astype(str).str.strip() == "").to_numpy()
     if empty.any():
         raise DataError(
@@ -666,8 +757,15 @@ def read_table(
         )
     out = pd.DataFrame({"text": text.astype(str).to_numpy()})
     if labels:
-        label = _parse_labels(df[label_col], label_sep)
-        missing = np.array([_na(v) for v in label], dtype=bool)
+        objects = _bad_values(df[label_col], "label")
+        if objects.any():
+            first = df[label_col][objects].iloc[0]
+            raise DataError(
+                f"{path}: {int(objects.sum())} label(s) in column {label_col!r} at {where(objects)} are JSON "
+                f"objects (e.g. {json.dumps(first, default=str)[:60]}); expected a string, a number or a list of tags"
+            )
+        label = _parse_labels(df[label_col], label_sep, path, where)
+        missing = np.array([_na(v) or (isinstance(v, str) and not v) for v in label], dtype=bool)
         if missing.any():
             raise DataError(
                 f"{path}: {int(missing.sum())} missing label(s) in column {label_col!r} at {where(missing)}; "
@@ -725,6 +823,8 @@ def _read_any(path: Path) -> tuple[pd.DataFrame, Callable[[np.ndarray], str]]:
     else:
         df, headerless = _read_delimited(path, decode(path.read_bytes()), "," if kind == "csv" else "\t")
         numbers, unit = np.arange(len(df)) + (1 if headerless else 2), "line"
+        if not headerless:
+            df, numbers = _drop_repeated_headers(path, df, numbers)
     if df.empty:
         raise DataError(f"{path}: no rows; expected a header line and rows of text and label")
     return df, numbered(unit, numbers)
@@ -733,7 +833,12 @@ def _read_any(path: Path) -> tuple[pd.DataFrame, Callable[[np.ndarray], str]]:
 def load_data(source: str | os.PathLike, **read_table_kwargs: Any) -> pd.DataFrame:
     """A built-in data set by name, or a user's file or folder via :func:`read_table`."""
     if isinstance(source, str) and source in DATASETS:
-        return load_dataset(source)
+        df = load_dataset(source)
+        group_col = read_table_kwargs.get("group_col")
+        if group_col is not None and group_col not in df.columns:
+            raise DataError(f"{source}: no group column {group_col!r}{did_you_mean(group_col, df.columns)}; "
+                            f"columns: {', '.join(map(str, df.columns))}")
+        return df
     if isinstance(source, str) and not os.path.exists(source) and not Path(source).suffix:
         raise DatasetError(
             f"{source!r} is neither a file nor a built-in data set{did_you_mean(source, DATASETS)}; "

@@ -765,7 +765,8 @@ def _json_safe(value: Any) -> Any:
 
 
 def load_where(
-    data: str | Path, *, text_col: str | None = None, label_col: str | None = None, where: str | None = None
+    data: str | Path, *, text_col: str | None = None, label_col: str | None = None, where: str | None = None,
+    label_sep: str | None = None,
 ):
     """Load ``data`` (built-in name or file) and keep the rows where ``COL=VALUE``, e.g.
     ``source=yelp`` (the tutorial searched each source on its own). For a file, COL is read as the
@@ -773,7 +774,7 @@ def load_where(
     from textclass.data import DATASETS, load_data
 
     if where is None:
-        return load_data(data, text_col=text_col, label_col=label_col)
+        return load_data(data, text_col=text_col, label_col=label_col, label_sep=label_sep)
     column, sep, value = where.partition("=")
     column, value = column.strip(), value.strip()
     if not sep or not column:
@@ -781,7 +782,7 @@ def load_where(
     if isinstance(data, str) and data in DATASETS:
         frame = load_data(data)
     else:
-        frame = load_data(data, text_col=text_col, label_col=label_col, group_col=column)
+        frame = load_data(data, text_col=text_col, label_col=label_col, group_col=column, label_sep=label_sep)
         frame = frame.rename(columns={"group": column})
     if column not in frame.columns:
         raise ParameterError(
