@@ -477,12 +477,25 @@ def load_dataset(name: str, *, split: str | None = None, tutorial_parse: bool = 
         raise ParameterError("tutorial_parse applies to uci-sentiment only")
     folder = dataset_path(name)
     if name == "uci-sentiment":
-        return _load_uci(folder, tutorial_parse)
+        return plain_columns(_load_uci(folder, tutorial_parse))
     if name == "sms-spam":
-        return _load_sms(folder)
+        return plain_columns(_load_sms(folder))
     if name == "bbc-news":
-        return _load_bbc(folder)
-    return _load_goemotions(folder, split)
+        return plain_columns(_load_bbc(folder))
+    return plain_columns(_load_goemotions(folder, split))
+
+
+def plain_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as NumPy object arrays, whatever pandas' default string type.
+
+    pandas 3 stores strings in Arrow-backed arrays whose ``.values`` scikit-learn's
+    ``train_test_split`` cannot index; the tutorial's own code (``df['sentence'].values``, then
+    ``train_test_split``) must work on what textclass returns, on pandas 2 and 3 alike.
+    """
+    for column in df.columns:
+        if isinstance(df[column].dtype, pd.StringDtype) or df[column].dtype == object:
+            df[column] = df[column].astype(object)
+    return df
 
 
 # --------------------------------------------------------------------------------------------
@@ -781,7 +794,7 @@ def read_table(
         out["label"] = label.to_numpy()
     if group_col is not None:
         out["group"] = df[group_col].to_numpy()
-    return out
+    return plain_columns(out)
 
 
 def _read_any(path: Path) -> tuple[pd.DataFrame, Callable[[np.ndarray], str]]:

@@ -43,16 +43,40 @@ def iter_text_chunks(
     if suffix in TABLE_READERS:
         reader = pd.read_csv(path, sep=TABLE_READERS[suffix], chunksize=chunk_size, dtype=str, keep_default_na=False)
     elif suffix in (".jsonl", ".ndjson"):
-        reader = pd.read_json(path, lines=True, chunksize=chunk_size, dtype=False)
+        reader = _jsonl_frames(path, chunk_size)
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
         reader = (b.to_pandas() for b in pq.ParquetFile(path).iter_batches(batch_size=chunk_size))
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r} (expected .txt, .csv, .tsv, .jsonl or .parquet)")
-    for frame in reader:
-        frame = frame.rename(columns=str)
-        yield frame[find_text_column(frame, path, text_col)].fillna("").astype(str).tolist()
+    try:
+        for frame in reader:
+            frame = frame.rename(columns=str)
+            yield frame[find_text_column(frame, path, text_col)].fillna("").astype(str).tolist()
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path}: malformed {suffix[1:].upper()}: {' '.join(str(e).split())}") from None
+
+
+def _jsonl_frames(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """JSON Lines in frames of ``chunk_size`` objects; a malformed line is a DataError naming it."""
+    rows: list[dict] = []
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: malformed JSON on line {n}: {e.msg} (column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}: line {n} is a JSON {type(row).__name__}; expected an object like {{\"text\": ...}}")
+            rows.append(row)
+            if len(rows) >= chunk_size:
+                yield pd.DataFrame(rows)
+                rows = []
+    if rows:
+        yield pd.DataFrame(rows)
 
 
 def predict_chunks(clf: Any, chunks: Iterable[list[str]]) -> Iterator[pd.DataFrame]:

@@ -560,8 +560,21 @@ def _storage(url: str | None):
 
     if url is None:
         return optuna.storages.InMemoryStorage()
+    import sqlalchemy.exc
+
     engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except sqlalchemy.exc.NoSuchModuleError:
+        scheme = url.partition(":")[0]
+        raise ParameterError(f"--storage {url}: unknown database scheme {scheme!r}; expected a SQLAlchemy URL such "
+                             "as sqlite:///runs/study.db or postgresql://user@host/db") from None
+    except sqlalchemy.exc.ArgumentError as e:
+        raise ParameterError(f"--storage {url}: not a database URL ({e}); expected e.g. sqlite:///runs/study.db") from None
+    except sqlalchemy.exc.SQLAlchemyError as e:
+        reason = " ".join(str(getattr(e, "orig", None) or e).split())
+        hint = "; check that its folder exists and is writable" if url.startswith("sqlite") else ""
+        raise ParameterError(f"--storage {url}: cannot open the database ({reason}){hint}") from None
 
 
 def _n_finished(study) -> int:
