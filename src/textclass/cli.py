@@ -272,6 +272,25 @@ def datasets_fetch(
     typer.echo(fetch_dataset(name, progress=True, force=force))
 
 
+@datasets_app.command("verify")
+def datasets_verify(
+    name: str = typer.Argument(None, help="Data set name (default: every cached one)."),
+) -> None:
+    """Re-check the sha256 of cached data against the recorded digests (exit 2 naming a bad file).
+
+    Example: textclass datasets verify uci-sentiment
+    """
+    from textclass.data import DATASETS, get_info, verify_dataset
+
+    names = [name] if name else [n for n, i in DATASETS.items() if i.is_cached()]
+    for n in names:
+        checked = verify_dataset(n)
+        how = [f"sha256 of {', '.join(checked)}"] if checked else []
+        typer.echo(f"{n}: ok ({'; '.join(how + (['shape and counts'] if get_info(n).check else []))})")
+    if not names:
+        typer.echo("no data set is cached; fetch one with: textclass datasets fetch NAME")
+
+
 SEARCH_SETS = typer.Option(
     None, "-s", "--set",
     help="Search-space entry; repeatable: list 'num_filters=32,64,128', range 'learning_rate=1e-4..1e-2:log' "

@@ -18,8 +18,6 @@ import re
 import shutil
 import tempfile
 import warnings
-import urllib.error
-import urllib.request
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -31,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from textclass.errors import DataError, DatasetError, ParameterError, TextclassWarning, did_you_mean
-from textclass.files import sha256_file
+from textclass.files import sha256_file, stale, temp_name
 from textclass.labels import infer_task
 
 
@@ -263,52 +261,92 @@ def list_datasets() -> pd.DataFrame:
     )
 
 
+#: Further attempts after a failed download (pooch waits 1 s, 2 s, ... between them).
+RETRIES = 2
+
+
+class _PoochProgress:
+    """pooch's progress-bar protocol (``total``, ``update``, ``reset``, ``close``) on a rich task."""
+
+    def __init__(self, bar: Any, description: str) -> None:
+        self._bar = bar
+        self._task = bar.add_task(description, total=None)
+
+    @property
+    def total(self) -> float | None:
+        return self._bar.tasks[self._task].total
+
+    @total.setter
+    def total(self, value: int) -> None:
+        self._bar.update(self._task, total=value or None)
+
+    def update(self, n: int) -> None:
+        self._bar.advance(self._task, n)
+
+    def reset(self) -> None:
+        self._bar.reset(self._task)
+
+    def close(self) -> None:
+        pass
+
+
 def _download(url: str, dest: Path, name: str, progress: Any) -> None:
-    """Stream ``url`` into ``dest``; every failure becomes one DatasetError line."""
+    """Download ``url`` to ``dest`` with pooch (a temporary file renamed when complete, ``RETRIES``
+    further attempts on a network error); every failure becomes one DatasetError line."""
+    import pooch
+    import requests
+
+    pooch.get_logger().setLevel("WARNING")  # its "Downloading ..." lines would reach the terminal
+    bar = _PoochProgress(progress, f"{name}: {url.rsplit('/', 1)[-1]}") if progress else False
+    downloader = pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 16, timeout=60)
+    store = pooch.create(path=dest.parent, base_url="", registry={dest.name: None}, urls={dest.name: url},
+                         retry_if_failed=RETRIES)
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            task = progress.add_task(f"{name}: {url.rsplit('/', 1)[-1]}", total=total) if progress else None
-            for chunk in iter(lambda: response.read(1 << 16), b""):
-                out.write(chunk)
-                if progress:
-                    progress.update(task, advance=len(chunk))
-    except urllib.error.HTTPError as e:
-        raise DatasetError(f"could not fetch {name}: HTTP {e.code} {e.reason} from {url}") from None
-    except urllib.error.URLError as e:
-        raise DatasetError(f"could not fetch {name} from {url}: {e.reason} (offline?)") from None
-    except OSError as e:  # timeouts, connection resets, a full disk
+        store.fetch(dest.name, downloader=downloader)
+    except requests.exceptions.HTTPError as e:
+        r = e.response
+        raise DatasetError(f"could not fetch {name}: HTTP {r.status_code} {r.reason} from {url}") from None
+    except requests.exceptions.RequestException as e:
+        reason = re.findall(r"\[Errno -?\d+\] ([^'\")]+)", str(e)) or [type(e).__name__]
+        raise DatasetError(f"could not fetch {name} from {url}: {reason[-1]} (offline?)") from None
+    except OSError as e:  # a full disk, an unwritable folder
         raise DatasetError(f"could not fetch {name} from {url}: {e}") from None
 
 
 def _extract(archive: Path, source: Source, out: Path, name: str) -> None:
+    """Unpack ``source.members`` with pooch's Unzip, then move each to its place in ``out``
+    (gzipped when ``source.gzip``). zipfile drops ".." and absolute parts of member names."""
+    import pooch
+
+    unpacked = archive.parent / f"{archive.name}.unzip"
     try:
-        with zipfile.ZipFile(archive) as z:
-            for member, target in source.members.items():
-                if member.endswith("/"):
-                    picked = [(m, target + m[len(member) :]) for m in z.namelist() if m.startswith(member)]
-                else:
-                    picked = [(member, target)]
-                picked = [(m, t) for m, t in picked if not m.endswith("/")]
-                if not picked or picked[0][0] not in z.NameToInfo:
-                    raise DatasetError(f"{name}: the archive from {source.url} lacks {member!r}")
-                for m, t in picked:
-                    dest = out / (t + ".gz" if source.gzip else t)
-                    if ".." in Path(t).parts or Path(t).is_absolute():
-                        raise DatasetError(f"{name}: unsafe path {m!r} in the archive from {source.url}")
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    opener = gzip.open if source.gzip else open
-                    with z.open(m) as src, opener(dest, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
+        pooch.Unzip(members=list(source.members), extract_dir=str(unpacked))(str(archive), "download", None)
     except (zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise DatasetError(f"{name}: the download from {source.url} is not a valid zip archive ({e})") from None
+    for member, target in source.members.items():
+        root = unpacked / member
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if member.endswith("/") else [root]
+        if not files or not files[0].is_file():
+            raise DatasetError(f"{name}: the archive from {source.url} lacks {member!r}")
+        for f in files:
+            rel = target + f.relative_to(root).as_posix() if member.endswith("/") else target
+            if ".." in Path(rel).parts or Path(rel).is_absolute():
+                raise DatasetError(f"{name}: unsafe path {rel!r} for {member!r} from {source.url}")
+            dest = out / (rel + ".gz" if source.gzip else rel)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if source.gzip:
+                with open(f, "rb") as src, gzip.open(dest, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            else:
+                os.replace(f, dest)
+    shutil.rmtree(unpacked)
 
 
 def _verify(info: DatasetInfo, folder: Path) -> None:
     for rel, expected in info.sha256.items():
         path = folder / rel
         if not path.exists():
-            raise DatasetError(f"{info.name}: expected file {rel} is missing from the download")
+            raise DatasetError(f"{info.name}: expected file {rel} is missing")
         got = sha256_file(path)
         if got != expected:
             raise DatasetError(f"{info.name}: checksum mismatch for {rel}: expected sha256 {expected}, got {got}")
@@ -347,11 +385,13 @@ def fetch_dataset(name: str, *, progress: bool = True, force: bool = False) -> P
     info = get_info(name)
     home = data_home()
     target = home / info.folder
+    _recover(home, info.folder)
     if info.is_cached(home) and not force:
         return target
     try:
         home.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{info.folder}-", dir=home))
+        tmp = home / temp_name(f".{info.folder}-")
+        tmp.mkdir()
     except OSError as e:
         raise DatasetError(f"cannot write to the data folder {home}: {e.strerror or e}") from None
     try:
@@ -375,6 +415,29 @@ def fetch_dataset(name: str, *, progress: bool = True, force: bool = False) -> P
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _recover(home: Path, folder: str) -> None:
+    """Clean up after a fetch that was killed: put back a previous copy moved aside just before
+    the kill, and remove the unfinished temporary folders."""
+    for tmp in stale(home, f".{folder}-"):
+        if (tmp / "previous").is_dir() and not (home / folder).exists():
+            os.replace(tmp / "previous", home / folder)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def verify_dataset(name: str) -> list[str]:
+    """Re-check a cached data set against its recorded sha256 digests (and its shape check);
+    returns the files checked by digest. DatasetError naming the file on a mismatch or a missing file."""
+    info = get_info(name)
+    folder = data_home() / info.folder
+    if not info.is_cached():
+        raise DatasetError(f"data set {name!r} is not in {data_home()}; run: textclass datasets fetch {name}")
+    try:
+        _verify(info, folder)
+    except DatasetError as e:
+        raise DatasetError(f"{e} (in {folder}); run: textclass datasets fetch {name} --force") from None
+    return sorted(info.sha256)
 
 
 def dataset_path(name: str, *, fetch: bool = True) -> Path:
