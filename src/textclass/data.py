@@ -725,7 +725,8 @@ def _parse_labels(values: pd.Series, label_sep: str | None, path: Path | None = 
 
     first = non_null.iloc[0]
     if isinstance(first, (list, tuple, np.ndarray)):
-        return tuples([tuple(str(t) for t in v) if isinstance(v, (list, tuple, np.ndarray)) else v for v in values])
+        return tuples([tuple(str(t).strip() for t in v) if isinstance(v, (list, tuple, np.ndarray)) else v
+                       for v in values])
     if label_sep:
         return tuples(
             [tuple(t.strip() for t in str(v).split(label_sep) if t.strip()) if not _na(v) else v for v in values]
