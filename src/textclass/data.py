@@ -431,6 +431,7 @@ def verify_dataset(name: str) -> list[str]:
     returns the files checked by digest. DatasetError naming the file on a mismatch or a missing file."""
     info = get_info(name)
     folder = data_home() / info.folder
+    _recover(data_home(), info.folder)
     if not info.is_cached():
         raise DatasetError(f"data set {name!r} is not in {data_home()}; run: textclass datasets fetch {name}")
     try:

@@ -29,15 +29,16 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, newline: str | None = None) -> Iterator[IO[str]]:
-    """Open a UTF-8 text file for writing that replaces ``path`` only when the block succeeds."""
+def atomic_open(path: str | os.PathLike, newline: str | None = None, binary: bool = False) -> Iterator[IO]:
+    """Open a UTF-8 text file (or a binary one) for writing that replaces ``path`` only when the
+    block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for leftover in stale(path.parent, f".{path.name}."):
         leftover.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as f:
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline=newline)) as f:
             yield f
         os.replace(tmp, path)
     except BaseException:

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from textclass.errors import ParameterError, TextclassError, did_you_mean
-from textclass.files import write_text_atomic
+from textclass.files import atomic_open, write_text_atomic
 from textclass.space import SearchSpace, model_space
 
 SAMPLERS = ("grid", "random", "tpe")
@@ -725,7 +725,8 @@ def plot_history(trials, path: str | Path, *, title: str = "optimisation history
     ax.set(xlabel="trial", ylabel="CV score", title=title)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_open(path, binary=True) as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
 
 
@@ -754,7 +755,8 @@ def plot_importance(study, path: str | Path) -> str:
     ax.barh(names, [importance[n] for n in names], color="C0")
     ax.set(xlabel="importance (fANOVA, share of CV-score variance)", title="parameter importance")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_open(path, binary=True) as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
     return "written"
 
