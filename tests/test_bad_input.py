@@ -83,6 +83,18 @@ def test_library_warnings_never_reach_the_terminal(tmp_path, capsys, monkeypatch
     assert "raw library noise" not in err and err.count("warning: said in our words") == 1
 
 
+def test_worker_processes_print_no_raw_warning():
+    import subprocess
+    import sys
+
+    from textclass.guard import warnings_policy
+
+    child = [sys.executable, "-c", "import warnings; warnings.warn('raw noise from a worker')"]
+    with warnings_policy(print):
+        inside = subprocess.run(child, capture_output=True, text=True).stderr
+    assert inside == "" and "raw noise" in subprocess.run(child, capture_output=True, text=True).stderr
+
+
 def test_convergence_warning_is_translated_once():
     from sklearn.exceptions import ConvergenceWarning
 

@@ -33,7 +33,8 @@ def _translations() -> dict[type[Warning], str]:
 @contextlib.contextmanager
 def warnings_policy(say: Callable[[str], None]) -> Iterator[None]:
     """Inside this block, textclass's own warnings and the translated library ones go to
-    ``say`` once per distinct message; every other warning is dropped."""
+    ``say`` once per distinct message; every other warning is dropped, also in the worker
+    processes started meanwhile (through ``PYTHONWARNINGS``)."""
     translations = _translations()
     seen: set[str] = set()
 
@@ -46,12 +47,20 @@ def warnings_policy(say: Callable[[str], None]) -> Iterator[None]:
             seen.add(text)
             say(text)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for category in (TextclassWarning, *translations):
-            warnings.simplefilter("always", category)
-        warnings.showwarning = show
-        yield
+    before = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = "ignore"  # worker processes (search -j, compare) print nothing raw
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for category in (TextclassWarning, *translations):
+                warnings.simplefilter("always", category)
+            warnings.showwarning = show
+            yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = before
 
 
 def traceback_dir() -> Path:
