@@ -138,6 +138,7 @@ def test_search_storage_errors(tmp_path, capsys, storage, expected):
     err = one_error(capsys, "search", csv_file(tmp_path / "ok.csv"), "--storage", storage, "--trials", "1",
                     "--cv", "2", "-o", tmp_path / "s")
     assert f"--storage {storage}: {expected}" in err
+    assert not (tmp_path / "s").exists()
 
 
 # ---- hyperparameters -----------------------------------------------------------------------------

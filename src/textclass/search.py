@@ -269,6 +269,8 @@ def search_run(
     from textclass.evaluate import evaluate_model
 
     out_dir = Path(out_dir)
+    if storage is not None:
+        _storage(storage)  # a bad URL or an unwritable database is refused before anything is created
     out_dir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
     search_kwargs.setdefault("random_state", seed)
