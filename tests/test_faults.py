@@ -44,9 +44,8 @@ def test_kill_train_while_saving(tmp_path):
         assert run_killed(argv, k)[0] == -9, k
         clf = load_model(out / "model")  # the earlier model or the new one, whole (hashes checked)
         assert set(clf.predict(["good movie", "bad movie"])) <= {"pos", "neg"}
-        for name in ("metrics.json",):
-            if (out / name).exists():
-                json.loads((out / name).read_text())
+        json.loads((out / "metrics.json").read_text())  # the earlier file or the new one, never half
+        assert (out / "report.md").read_text().startswith("# bow-logreg")
     assert run_killed(argv, 0)[0] == 0
     assert hidden(out) == [] and [p.name for p in tmp_path.glob(".*")] == []
     assert json.loads((out / "metrics.json").read_text())["seed"] == 2

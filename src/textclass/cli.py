@@ -197,7 +197,7 @@ def _print_metrics(metrics: dict, *, title: str) -> None:
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
-    from textclass.train import METRIC_KEYS
+    from textclass.evaluate import METRIC_KEYS
 
     for key in ("n", *METRIC_KEYS):
         if key in metrics and not (key == "accuracy" and "subset_accuracy" in metrics):

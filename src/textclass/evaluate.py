@@ -19,6 +19,10 @@ from sklearn.preprocessing import MultiLabelBinarizer
 from textclass.errors import TextclassWarning
 from textclass.labels import plain
 
+#: The headline metrics, in the order reports show them (multi-label ones where they apply).
+METRIC_KEYS = ("accuracy", "f1_micro", "precision_macro", "recall_macro", "f1_macro", "f1_samples",
+               "hamming_loss", "subset_accuracy", "roc_auc")
+
 
 def classification_metrics(
     y_true: Any,

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from textclass.data import split_frame
 from textclass.estimator import TextClassifier
-from textclass.evaluate import evaluate_model
+from textclass.evaluate import METRIC_KEYS, evaluate_model
 from textclass.errors import DataError
 from textclass.files import check_out_dir, write_text_atomic
 from textclass.plots import plot_confusion, plot_history
@@ -134,11 +134,6 @@ def _report(model: str, metrics: Mapping[str, Any]) -> str:
             lines.append(f"| {g} | {m['n']} | {m['accuracy']:.4f} [{m['accuracy_lo']:.3f}, {m['accuracy_hi']:.3f}] "
                          f"| {m['f1_macro']:.4f} |")
     return "\n".join(lines) + "\n"
-
-
-#: The headline metrics, in the order reports show them (multi-label ones where they apply).
-METRIC_KEYS = ("accuracy", "f1_micro", "precision_macro", "recall_macro", "f1_macro", "f1_samples",
-               "hamming_loss", "subset_accuracy", "roc_auc")
 
 
 def _group_column(data: pd.DataFrame, group_col: str | None) -> str | None:
