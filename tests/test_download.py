@@ -48,6 +48,12 @@ def server(tmp_path):
     httpd.server_close()
 
 
+@pytest.fixture(autouse=True)
+def no_retries(monkeypatch):
+    """Failures fail at once here (pooch waits 1 s, 2 s between attempts); test_retry opts back in."""
+    monkeypatch.setattr(data, "RETRIES", 0)
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "home"
@@ -208,3 +214,74 @@ def test_uci_archive_layout_with_real_bytes(server, home, monkeypatch):
         ["yelp_labelled.txt", "amazon_cells_labelled.txt", "imdb_labelled.txt", "readme.txt"]
     )
     assert leftovers(home) == ["uci-sentiment"]
+
+
+def test_retry_after_a_server_error(tmp_path, home, monkeypatch):
+    """A transient failure (HTTP 503 on the first request) is retried by pooch and then succeeds."""
+    www = tmp_path / "flaky"
+    www.mkdir()
+    (www / "tiny.zip").write_bytes(make_zip({"tiny/a.txt": GOOD}))
+    hits = []
+
+    class Flaky(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(www), **kwargs)
+
+        def do_GET(self):
+            hits.append(self.path)
+            if len(hits) == 1:
+                self.send_error(503, "busy")
+            else:
+                super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    try:
+        monkeypatch.setattr(data, "RETRIES", 1)
+        tiny(monkeypatch, f"http://127.0.0.1:{httpd.server_address[1]}/tiny.zip")
+        assert (fetch_dataset("tiny", progress=False) / "a.txt").read_bytes() == GOOD
+        assert len(hits) == 2
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_verify_names_a_damaged_file(server, home, monkeypatch, capsys):
+    www, base, _ = server
+    (www / "tiny.zip").write_bytes(make_zip({"tiny/a.txt": GOOD}))
+    tiny(monkeypatch, f"{base}/tiny.zip")
+    fetch_dataset("tiny", progress=False)
+    assert main(["datasets", "verify", "tiny"]) == 0
+    assert capsys.readouterr().out == "tiny: ok (sha256 of a.txt)\n"
+    (home / "tiny" / "a.txt").write_bytes(GOOD.replace(b"good", b"evil"))
+    assert main(["datasets", "verify", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "tiny: checksum mismatch for a.txt" in err and "--force" in err
+    (home / "tiny" / "a.txt").unlink()
+    assert main(["datasets", "verify"]) == 0  # not cached any more: nothing to verify
+    assert "no data set is cached" in capsys.readouterr().out
+    assert main(["datasets", "verify", "tiny"]) == 2
+    assert "not in" in capsys.readouterr().err
+
+
+def test_progress_bar_follows_the_download(server, home, monkeypatch):
+    """pooch's progress protocol drives the rich bar: it ends at the file's size."""
+    www, base, _ = server
+    payload = make_zip({"tiny/a.txt": GOOD, "tiny/pad.bin": bytes(300_000)})
+    (www / "tiny.zip").write_bytes(payload)
+    tiny(monkeypatch, f"{base}/tiny.zip")
+    bars = []
+    real = data._progress
+
+    def keep(enabled):
+        bar = real(enabled)
+        bars.append(bar)
+        return bar
+
+    monkeypatch.setattr(data, "_progress", keep)
+    fetch_dataset("tiny", progress=True)
+    (task,) = bars[0].tasks
+    assert task.total == len(payload) and task.completed == len(payload)

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import rich.markup
 import typer
 from rich.console import Console
 
@@ -68,6 +69,10 @@ def parse_params(pairs: list[str] | None) -> dict[str, object]:
 
 TEXT_COL = typer.Option(None, "--text-col", help="Column holding the texts (auto-detected when obvious).")
 LABEL_COL = typer.Option(None, "--label-col", help="Column holding the labels (auto-detected when obvious).")
+LABEL_SEP = typer.Option(
+    None, "--label-sep",
+    help="Separator of multi-label tags in a label string, e.g. ',' (default: detected; '' never splits).",
+)
 PARAMS = typer.Option(None, "-p", "--param", help="Model hyperparameter as key=value; repeatable.")
 EPOCHS = typer.Option(None, "--epochs", help="Training epochs of Keras models (default: the model's own).")
 BATCH_SIZE = typer.Option(None, "--batch-size", help="Batch size of Keras models (default: the model's own).")
@@ -89,6 +94,9 @@ def train(
     out: Path = typer.Option(None, "-o", "--out", help="Run directory to write (default: runs/MODEL)."),
     text_col: str = TEXT_COL,
     label_col: str = LABEL_COL,
+    label_sep: str = LABEL_SEP,
+    group_col: str = typer.Option(None, "--group-col", help="Column holding a group (e.g. source): "
+                                  "metrics per group in the report."),
     test_size: float = TEST_SIZE,
     seed: int = typer.Option(1000, "--seed", help="Random seed for the split and the model."),
     stratify: bool = STRATIFY,
@@ -100,15 +108,19 @@ def train(
 
     Example: textclass train uci-sentiment -m cnn -o runs/cnn -p num_filters=64
     """
+    from textclass.constraints import check_model_params
     from textclass.data import load_data
+    from textclass.files import check_out_dir
     from textclass.train import train_run
 
     hyper = _hyperparameters(params, epochs, batch_size)
-    frame = load_data(data, text_col=text_col, label_col=label_col)
-    out = out or Path("runs") / model
+    check_model_params(model, hyper)
+    out = check_out_dir(out or Path("runs") / model)
+    frame = load_data(data, text_col=text_col, label_col=label_col, label_sep=label_sep, group_col=group_col)
     with _epoch_progress(model) as callbacks:
         result = train_run(
-            frame, model, out, test_size=test_size, seed=seed, stratify=stratify, params=hyper, callbacks=callbacks
+            frame, model, out, test_size=test_size, seed=seed, stratify=stratify, params=hyper, callbacks=callbacks,
+            group_col=group_col,
         )
     _print_metrics(result.metrics, title=f"{model} on {data}: held-out metrics")
     typer.echo(f"wrote {result.out_dir}/")
@@ -120,6 +132,7 @@ def evaluate(
     data: str = typer.Argument(..., help="A built-in data set name or a data file with texts and labels."),
     text_col: str = TEXT_COL,
     label_col: str = LABEL_COL,
+    label_sep: str = LABEL_SEP,
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Score a trained model on labelled data: accuracy, precision/recall/F1, ROC-AUC, confusion.
@@ -133,7 +146,7 @@ def evaluate(
     from textclass.store import load_model
 
     clf = load_model(_model_dir(run))
-    frame = load_data(data, text_col=text_col, label_col=label_col)
+    frame = load_data(data, text_col=text_col, label_col=label_col, label_sep=label_sep)
     metrics = evaluate_model(clf, frame["text"], frame["label"])
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
@@ -155,9 +168,12 @@ def predict(
     Examples: textclass predict runs/cnn "so good!" "never again" ;
     textclass predict runs/cnn -i reviews.csv --text-col review --output predictions.csv
     """
+    from textclass.files import check_out_file
     from textclass.predict import iter_text_chunks, predict_chunks, write_predictions
     from textclass.store import load_model
 
+    if output is not None:
+        check_out_file(output)
     clf = load_model(_model_dir(run))
     if texts:
         chunks = iter([list(texts)])
@@ -181,8 +197,10 @@ def _print_metrics(metrics: dict, *, title: str) -> None:
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in ("n", "accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc"):
-        if key in metrics:
+    from textclass.evaluate import METRIC_KEYS
+
+    for key in ("n", *METRIC_KEYS):
+        if key in metrics and not (key == "accuracy" and "subset_accuracy" in metrics):
             value = metrics[key]
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
@@ -192,6 +210,14 @@ def _print_metrics(metrics: dict, *, title: str) -> None:
     for name, row in metrics["per_class"].items():
         per_class.add_row(name, *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["support"]))
     console.print(per_class)
+    if metrics.get("per_group"):
+        per_group = Table()
+        for column in ("group", "n", "accuracy (95% Wilson)", "macro-F1"):
+            per_group.add_column(column, justify="left" if column == "group" else "right")
+        for name, row in metrics["per_group"].items():
+            per_group.add_row(name, str(row["n"]), f"{row['accuracy']:.4f} [{row['accuracy_lo']:.3f}, "
+                              f"{row['accuracy_hi']:.3f}]", f"{row['f1_macro']:.4f}")
+        console.print(per_group)
 
 
 @contextlib.contextmanager
@@ -246,6 +272,25 @@ def datasets_fetch(
     typer.echo(fetch_dataset(name, progress=True, force=force))
 
 
+@datasets_app.command("verify")
+def datasets_verify(
+    name: str = typer.Argument(None, help="Data set name (default: every cached one)."),
+) -> None:
+    """Re-check the sha256 of cached data against the recorded digests (exit 2 naming a bad file).
+
+    Example: textclass datasets verify uci-sentiment
+    """
+    from textclass.data import DATASETS, get_info, verify_dataset
+
+    names = [name] if name else [n for n, i in DATASETS.items() if i.is_cached()]
+    for n in names:
+        checked = verify_dataset(n)
+        how = [f"sha256 of {', '.join(checked)}"] if checked else []
+        typer.echo(f"{n}: ok ({'; '.join(how + (['shape and counts'] if get_info(n).check else []))})")
+    if not names:
+        typer.echo("no data set is cached; fetch one with: textclass datasets fetch NAME")
+
+
 SEARCH_SETS = typer.Option(
     None, "-s", "--set",
     help="Search-space entry; repeatable: list 'num_filters=32,64,128', range 'learning_rate=1e-4..1e-2:log' "
@@ -271,6 +316,7 @@ def search(
     where: str = typer.Option(None, "--where", help="Keep rows where COLUMN=VALUE, e.g. --where source=yelp."),
     text_col: str = TEXT_COL,
     label_col: str = LABEL_COL,
+    label_sep: str = LABEL_SEP,
     test_size: float = TEST_SIZE,
     seed: int = typer.Option(1000, "--seed", help="Random seed for the split, the folds, the sampler and the models."),
     stratify: bool = STRATIFY,
@@ -289,14 +335,17 @@ def search(
     Interrupted? Run the same command again with --resume. Use both cores: --jobs 2.
     """
     from textclass import search as s
+    from textclass.constraints import check_model_params
+    from textclass.files import check_out_dir
     from textclass.space import load_space_file, model_space, parse_assignments
 
     overrides = load_space_file(space_file) if space_file else {}
     overrides.update(parse_assignments(sets))
     fixed = _hyperparameters(params, epochs, batch_size)
     space = model_space(model, overrides=overrides, fixed=fixed)  # refuse bad names before loading data
-    frame = s.load_where(data, text_col=text_col, label_col=label_col, where=where)
-    out = out or Path("runs") / f"search-{model}"
+    check_model_params(model, fixed)
+    out = check_out_dir(out or Path("runs") / f"search-{model}")
+    frame = s.load_where(data, text_col=text_col, label_col=label_col, where=where, label_sep=label_sep)
     result, metrics = s.search_run(
         frame, model, out, test_size=test_size, seed=seed, stratify=stratify, storage=storage, space=space,
         sampler=sampler, n_trials=trials, cv=cv, outer_cv=outer_cv, scoring=scoring, prune=prune,
@@ -341,6 +390,7 @@ def compare(
     metric: str = typer.Option("accuracy", "--metric", help="Picks the best model and the tested metric: accuracy or f1_macro."),
     text_col: str = TEXT_COL,
     label_col: str = LABEL_COL,
+    label_sep: str = LABEL_SEP,
     group_col: str = typer.Option(None, "--group-col", help="Column holding a group (e.g. source) in a data file."),
     params: list[str] = PARAMS,
     seed: int = typer.Option(0, "--seed", help="Seed of the folds and of the models."),
@@ -352,10 +402,13 @@ def compare(
     Example: textclass compare uci-sentiment -m bow-logreg,nbsvm,cnn --cv 10 --by source --cross-domain
     """
     from textclass.compare import compare as run_compare
+    from textclass.files import check_out_dir
 
+    if out is not None:
+        check_out_dir(out)
     result = run_compare(data, models_.split(","), cv=cv, repeats=repeats, by=by, cross_domain=cross_domain,
                          params=parse_params(params), metric=metric, seed=seed, n_jobs=jobs, progress=True,
-                         text_col=text_col, label_col=label_col, group_col=group_col)
+                         text_col=text_col, label_col=label_col, group_col=group_col, label_sep=label_sep)
     result.render(Console(width=max(Console().width, 120)))
     if out is not None:
         typer.echo(f"wrote {result.write(out)}/")
@@ -377,8 +430,10 @@ def reproduce(
 
     Example: textclass reproduce --only 1,7 -o reproduce
     """
+    from textclass.files import check_out_dir
     from textclass.reproduce import Settings, parse_sources, render, reproduce as run_reproduce
 
+    check_out_dir(out)
     overrides = {k: v for k, v in (("folds", folds), ("repeats", repeats), ("n_jobs", jobs)) if v is not None}
     if sources:
         overrides["honest_sources"] = parse_sources(sources)
@@ -422,18 +477,46 @@ def explain(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit status (0 ok, 1 failure, 2 bad input or usage, 130 interrupted)."""
+    """Run the CLI; return the exit status (0 ok, 1 failure, 2 bad input or usage, 130 interrupted).
+
+    No traceback reaches the terminal: an unexpected exception is one line naming the file that
+    holds the full traceback (exit 1). Warnings are said once, in textclass's words.
+    """
+    from textclass.guard import one_line, warnings_policy, write_traceback
+
     try:
-        app(args=argv, prog_name="textclass")
+        with warnings_policy(_warn):
+            app(args=argv, prog_name="textclass")
     except SystemExit as e:  # Typer's own exits: --help, usage errors (2), typer.Exit(n)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except TextclassError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True, markup=True)
+        _error(" ".join(str(e).split()))
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+    except OSError as e:  # a path the user gave: missing, unwritable, a full disk
+        if e.filename is None:
+            return _unexpected(e, one_line, write_traceback)
+        _error(f"{e.filename}: {e.strerror or e}")
+        return 2
+    except Exception as e:  # noqa: BLE001 - the last guard: a bug or an unforeseen library failure
+        return _unexpected(e, one_line, write_traceback)
     return 0
+
+
+def _error(message: str) -> None:
+    err.print(f"[bold red]error:[/] {rich.markup.escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {rich.markup.escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _unexpected(exc: Exception, one_line, write_traceback) -> int:
+    path = write_traceback(exc)
+    _error(f"unexpected {one_line(exc)} (full traceback in {path}; please report it)")
+    return 1
 
 
 if __name__ == "__main__":

@@ -128,7 +128,9 @@ _TRAINING_OPTIONS = {"validation_split", "early_stopping", "patience", "class_we
 
 
 def check_params(models: Sequence[str], params: Mapping[str, Any]) -> None:
-    """Refuse, before any training, a parameter that no chosen model accepts."""
+    """Refuse, before any training, a parameter that no chosen model accepts or whose value a
+    model refuses."""
+    from textclass.constraints import check_model_params
     from textclass.models import get_model
 
     specs = [get_model(m) for m in models]
@@ -144,6 +146,8 @@ def check_params(models: Sequence[str], params: Mapping[str, Any]) -> None:
                 f"-p {key}: none of {', '.join(models)} has a hyperparameter {name!r}"
                 f"{did_you_mean(name, accepted)}"
             )
+    for model in models:
+        check_model_params(model, params_for(model, params))
 
 
 def make_estimator(model: str, params: Mapping[str, Any] | None = None, *, seed: int = 0,

@@ -17,8 +17,7 @@ import os
 import re
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -29,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from textclass.errors import DataError, DatasetError, ParameterError, did_you_mean
-from textclass.files import sha256_file
+from textclass.errors import DataError, DatasetError, ParameterError, TextclassWarning, did_you_mean
+from textclass.files import sha256_file, stale, temp_name
 from textclass.labels import infer_task
 
 
@@ -262,52 +261,92 @@ def list_datasets() -> pd.DataFrame:
     )
 
 
+#: Further attempts after a failed download (pooch waits 1 s, 2 s, ... between them).
+RETRIES = 2
+
+
+class _PoochProgress:
+    """pooch's progress-bar protocol (``total``, ``update``, ``reset``, ``close``) on a rich task."""
+
+    def __init__(self, bar: Any, description: str) -> None:
+        self._bar = bar
+        self._task = bar.add_task(description, total=None)
+
+    @property
+    def total(self) -> float | None:
+        return self._bar.tasks[self._task].total
+
+    @total.setter
+    def total(self, value: int) -> None:
+        self._bar.update(self._task, total=value or None)
+
+    def update(self, n: int) -> None:
+        self._bar.advance(self._task, n)
+
+    def reset(self) -> None:
+        self._bar.reset(self._task)
+
+    def close(self) -> None:
+        pass
+
+
 def _download(url: str, dest: Path, name: str, progress: Any) -> None:
-    """Stream ``url`` into ``dest``; every failure becomes one DatasetError line."""
+    """Download ``url`` to ``dest`` with pooch (a temporary file renamed when complete, ``RETRIES``
+    further attempts on a network error); every failure becomes one DatasetError line."""
+    import pooch
+    import requests
+
+    pooch.get_logger().setLevel("WARNING")  # its "Downloading ..." lines would reach the terminal
+    bar = _PoochProgress(progress, f"{name}: {url.rsplit('/', 1)[-1]}") if progress else False
+    downloader = pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 16, timeout=60)
+    store = pooch.create(path=dest.parent, base_url="", registry={dest.name: None}, urls={dest.name: url},
+                         retry_if_failed=RETRIES)
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            task = progress.add_task(f"{name}: {url.rsplit('/', 1)[-1]}", total=total) if progress else None
-            for chunk in iter(lambda: response.read(1 << 16), b""):
-                out.write(chunk)
-                if progress:
-                    progress.update(task, advance=len(chunk))
-    except urllib.error.HTTPError as e:
-        raise DatasetError(f"could not fetch {name}: HTTP {e.code} {e.reason} from {url}") from None
-    except urllib.error.URLError as e:
-        raise DatasetError(f"could not fetch {name} from {url}: {e.reason} (offline?)") from None
-    except OSError as e:  # timeouts, connection resets, a full disk
+        store.fetch(dest.name, downloader=downloader)
+    except requests.exceptions.HTTPError as e:
+        r = e.response
+        raise DatasetError(f"could not fetch {name}: HTTP {r.status_code} {r.reason} from {url}") from None
+    except requests.exceptions.RequestException as e:
+        reason = re.findall(r"\[Errno -?\d+\] ([^'\")]+)", str(e)) or [type(e).__name__]
+        raise DatasetError(f"could not fetch {name} from {url}: {reason[-1]} (offline?)") from None
+    except OSError as e:  # a full disk, an unwritable folder
         raise DatasetError(f"could not fetch {name} from {url}: {e}") from None
 
 
 def _extract(archive: Path, source: Source, out: Path, name: str) -> None:
+    """Unpack ``source.members`` with pooch's Unzip, then move each to its place in ``out``
+    (gzipped when ``source.gzip``). zipfile drops ".." and absolute parts of member names."""
+    import pooch
+
+    unpacked = archive.parent / f"{archive.name}.unzip"
     try:
-        with zipfile.ZipFile(archive) as z:
-            for member, target in source.members.items():
-                if member.endswith("/"):
-                    picked = [(m, target + m[len(member) :]) for m in z.namelist() if m.startswith(member)]
-                else:
-                    picked = [(member, target)]
-                picked = [(m, t) for m, t in picked if not m.endswith("/")]
-                if not picked or picked[0][0] not in z.NameToInfo:
-                    raise DatasetError(f"{name}: the archive from {source.url} lacks {member!r}")
-                for m, t in picked:
-                    dest = out / (t + ".gz" if source.gzip else t)
-                    if ".." in Path(t).parts or Path(t).is_absolute():
-                        raise DatasetError(f"{name}: unsafe path {m!r} in the archive from {source.url}")
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    opener = gzip.open if source.gzip else open
-                    with z.open(m) as src, opener(dest, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
+        pooch.Unzip(members=list(source.members), extract_dir=str(unpacked))(str(archive), "download", None)
     except (zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise DatasetError(f"{name}: the download from {source.url} is not a valid zip archive ({e})") from None
+    for member, target in source.members.items():
+        root = unpacked / member
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if member.endswith("/") else [root]
+        if not files or not files[0].is_file():
+            raise DatasetError(f"{name}: the archive from {source.url} lacks {member!r}")
+        for f in files:
+            rel = target + f.relative_to(root).as_posix() if member.endswith("/") else target
+            if ".." in Path(rel).parts or Path(rel).is_absolute():
+                raise DatasetError(f"{name}: unsafe path {rel!r} for {member!r} from {source.url}")
+            dest = out / (rel + ".gz" if source.gzip else rel)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if source.gzip:
+                with open(f, "rb") as src, gzip.open(dest, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            else:
+                os.replace(f, dest)
+    shutil.rmtree(unpacked)
 
 
 def _verify(info: DatasetInfo, folder: Path) -> None:
     for rel, expected in info.sha256.items():
         path = folder / rel
         if not path.exists():
-            raise DatasetError(f"{info.name}: expected file {rel} is missing from the download")
+            raise DatasetError(f"{info.name}: expected file {rel} is missing")
         got = sha256_file(path)
         if got != expected:
             raise DatasetError(f"{info.name}: checksum mismatch for {rel}: expected sha256 {expected}, got {got}")
@@ -346,11 +385,13 @@ def fetch_dataset(name: str, *, progress: bool = True, force: bool = False) -> P
     info = get_info(name)
     home = data_home()
     target = home / info.folder
+    _recover(home, info.folder)
     if info.is_cached(home) and not force:
         return target
     try:
         home.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{info.folder}-", dir=home))
+        tmp = home / temp_name(f".{info.folder}-")
+        tmp.mkdir()
     except OSError as e:
         raise DatasetError(f"cannot write to the data folder {home}: {e.strerror or e}") from None
     try:
@@ -374,6 +415,30 @@ def fetch_dataset(name: str, *, progress: bool = True, force: bool = False) -> P
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _recover(home: Path, folder: str) -> None:
+    """Clean up after a fetch that was killed: put back a previous copy moved aside just before
+    the kill, and remove the unfinished temporary folders."""
+    for tmp in stale(home, f".{folder}-"):
+        if (tmp / "previous").is_dir() and not (home / folder).exists():
+            os.replace(tmp / "previous", home / folder)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def verify_dataset(name: str) -> list[str]:
+    """Re-check a cached data set against its recorded sha256 digests (and its shape check);
+    returns the files checked by digest. DatasetError naming the file on a mismatch or a missing file."""
+    info = get_info(name)
+    folder = data_home() / info.folder
+    _recover(data_home(), info.folder)
+    if not info.is_cached():
+        raise DatasetError(f"data set {name!r} is not in {data_home()}; run: textclass datasets fetch {name}")
+    try:
+        _verify(info, folder)
+    except DatasetError as e:
+        raise DatasetError(f"{e} (in {folder}); run: textclass datasets fetch {name} --force") from None
+    return sorted(info.sha256)
 
 
 def dataset_path(name: str, *, fetch: bool = True) -> Path:
@@ -476,12 +541,25 @@ def load_dataset(name: str, *, split: str | None = None, tutorial_parse: bool = 
         raise ParameterError("tutorial_parse applies to uci-sentiment only")
     folder = dataset_path(name)
     if name == "uci-sentiment":
-        return _load_uci(folder, tutorial_parse)
+        return plain_columns(_load_uci(folder, tutorial_parse))
     if name == "sms-spam":
-        return _load_sms(folder)
+        return plain_columns(_load_sms(folder))
     if name == "bbc-news":
-        return _load_bbc(folder)
-    return _load_goemotions(folder, split)
+        return plain_columns(_load_bbc(folder))
+    return plain_columns(_load_goemotions(folder, split))
+
+
+def plain_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as NumPy object arrays, whatever pandas' default string type.
+
+    pandas 3 stores strings in Arrow-backed arrays whose ``.values`` scikit-learn's
+    ``train_test_split`` cannot index; the tutorial's own code (``df['sentence'].values``, then
+    ``train_test_split``) must work on what textclass returns, on pandas 2 and 3 alike.
+    """
+    for column in df.columns:
+        if isinstance(df[column].dtype, pd.StringDtype) or df[column].dtype == object:
+            df[column] = df[column].astype(object)
+    return df
 
 
 # --------------------------------------------------------------------------------------------
@@ -529,7 +607,44 @@ def _read_delimited(path: Path, text: str, sep: str) -> tuple[pd.DataFrame, bool
     if headerless:
         df = read(None)
         df.columns = [f"column{i + 1}" for i in range(df.shape[1])]
+    else:
+        _check_header(path, text, sep, quoting)
     return df, headerless
+
+
+def _check_header(path: Path, text: str, sep: str, quoting: int) -> None:
+    """Refuse a header naming one column twice: pandas would silently rename the second 'x.1'."""
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=sep, quoting=quoting), [])
+    except csv.Error:
+        return  # pandas read it; its own names stand
+    names = [h for h in header if h]
+    twice = sorted({h for h in names if names.count(h) > 1})
+    if twice:
+        raise DataError(
+            f"{path}: the header (line 1) names column {twice[0]!r} {names.count(twice[0])} times; "
+            "give every column its own name"
+        )
+
+
+def _drop_repeated_headers(path: Path, df: pd.DataFrame, numbers: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """Drop rows that repeat the header (files concatenated with their headers), with a warning;
+    columns that were numbers but for those rows become numbers again."""
+    names = [str(c).strip() for c in df.columns]
+    repeated = np.ones(len(df), dtype=bool)
+    for c, name in zip(df.columns, names):
+        repeated &= (df[c].astype(str).str.strip() == name).to_numpy()
+    if not repeated.any():
+        return df, numbers
+    shown = ", ".join(str(n) for n in numbers[repeated][:5]) + (", ..." if repeated.sum() > 5 else "")
+    warnings.warn(TextclassWarning(
+        f"{path}: dropped {int(repeated.sum())} row(s) repeating the header (line(s) {shown})"), stacklevel=3)
+    df = df[~repeated].reset_index(drop=True)
+    for c in df.columns:
+        values = df[c].dropna().astype(str).str.strip()
+        if len(values) and values.str.fullmatch(r"-?\d+").all():
+            df[c] = pd.to_numeric(df[c])
+    return df, numbers[~repeated]
 
 
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
@@ -585,11 +700,24 @@ def _guess_text_column(df: pd.DataFrame) -> str | None:
     return best
 
 
-def _parse_labels(values: pd.Series, label_sep: str | None) -> pd.Series:
-    """Lists stay lists; JSON-list strings and ``label_sep``-delimited strings become tuples of str."""
+#: Separators of multi-label strings recognised when no ``label_sep`` is given.
+LABEL_SEPARATORS = (",", ";", "|")
+
+
+def _parse_labels(values: pd.Series, label_sep: str | None, path: Path | None = None,
+                  where: Callable[[np.ndarray], str] | None = None) -> pd.Series:
+    """Lists stay lists; JSON-list strings and ``label_sep``-delimited strings become tuples of str.
+
+    Surrounding whitespace is stripped (" positive" is "positive"). Without ``label_sep``, strings
+    holding one of ``LABEL_SEPARATORS`` are split on it (said in a warning); strings mixing two
+    separators are refused, naming both. ``label_sep=""`` never splits.
+    """
     non_null = values.dropna()
     if non_null.empty:
         return values
+    values = values.map(lambda v: v.strip() if isinstance(v, str) else v)
+    if label_sep is None:
+        label_sep = _detect_separator(values, path, where)
 
     def tuples(items: list) -> pd.Series:
         out = pd.Series(np.empty(len(items), dtype=object), index=values.index)
@@ -598,8 +726,9 @@ def _parse_labels(values: pd.Series, label_sep: str | None) -> pd.Series:
 
     first = non_null.iloc[0]
     if isinstance(first, (list, tuple, np.ndarray)):
-        return tuples([tuple(str(t) for t in v) if isinstance(v, (list, tuple, np.ndarray)) else v for v in values])
-    if label_sep is not None:
+        return tuples([tuple(str(t).strip() for t in v) if isinstance(v, (list, tuple, np.ndarray)) else v
+                       for v in values])
+    if label_sep:
         return tuples(
             [tuple(t.strip() for t in str(v).split(label_sep) if t.strip()) if not _na(v) else v for v in values]
         )
@@ -610,11 +739,44 @@ def _parse_labels(values: pd.Series, label_sep: str | None) -> pd.Series:
                 parsed.append(v)
                 continue
             try:
-                parsed.append(tuple(str(t) for t in json.loads(v)))
+                parsed.append(tuple(str(t).strip() for t in json.loads(v)))
             except (json.JSONDecodeError, TypeError):
                 return values  # not JSON lists after all: plain string labels
         return tuples(parsed)
     return values
+
+
+def _detect_separator(values: pd.Series, path: Path | None, where: Callable[[np.ndarray], str] | None) -> str | None:
+    """The one separator of multi-label strings in ``values``, None if none; DataError if several."""
+    strings = np.array([isinstance(v, str) and not v.startswith("[") for v in values], dtype=bool)
+    found = {}
+    for sep in LABEL_SEPARATORS:
+        mask = strings & np.array([isinstance(v, str) and sep in v for v in values], dtype=bool)
+        if mask.any():
+            found[sep] = mask
+    if not found:
+        return None
+    place = f"{path}: " if path else ""
+    if len(found) > 1:
+        named = " and ".join(f"{sep!r} ({where(mask) + ', e.g. ' if where else 'e.g. '}{values[mask].iloc[0]!r})"
+                             for sep, mask in found.items())
+        raise DataError(f"{place}multi-label strings mix the separators {named}; say which one splits the "
+                        f"tags with --label-sep (or --label-sep '' to read every string as one label)")
+    sep, mask = next(iter(found.items()))
+    warnings.warn(TextclassWarning(
+        f"{place}{int(mask.sum())} label(s) hold {sep!r}: read as multi-label tags separated by {sep!r} "
+        "(--label-sep '' reads every string as one label)"), stacklevel=4)
+    return sep
+
+
+def _bad_values(values: Any, what: str) -> np.ndarray:
+    """Rows whose value is a mapping (a JSON object), or a list holding one: not a text or label."""
+    def bad(v: Any) -> bool:
+        if isinstance(v, dict):
+            return True
+        return isinstance(v, (list, tuple, np.ndarray)) and (what == "text" or any(isinstance(t, (dict, list)) for t in v))
+
+    return np.array([bad(v) for v in values], dtype=bool)
 
 
 def _na(v: Any) -> bool:
@@ -656,8 +818,15 @@ def read_table(
                     f"{path}: no label column found; name it with --label-col (columns: {', '.join(df.columns)})"
                 )
             label_col = others[0]
+        if label_col == text_col:
+            raise DataError(f"{path}: column {text_col!r} is given as both the text and the label column; "
+                            "the labels must be another column (--label-col)")
 
     text = df[text_col]
+    objects = _bad_values(text, "text")
+    if objects.any():
+        raise DataError(f"{path}: {int(objects.sum())} text(s) in column {text_col!r} at {where(objects)} are "
+                        "JSON objects or lists; expected a string in every row")
     empty = text.isna().to_numpy() | (text.astype(str).str.strip() == "").to_numpy()
     if empty.any():
         raise DataError(
@@ -666,8 +835,15 @@ def read_table(
         )
     out = pd.DataFrame({"text": text.astype(str).to_numpy()})
     if labels:
-        label = _parse_labels(df[label_col], label_sep)
-        missing = np.array([_na(v) for v in label], dtype=bool)
+        objects = _bad_values(df[label_col], "label")
+        if objects.any():
+            first = df[label_col][objects].iloc[0]
+            raise DataError(
+                f"{path}: {int(objects.sum())} label(s) in column {label_col!r} at {where(objects)} are JSON "
+                f"objects (e.g. {json.dumps(first, default=str)[:60]}); expected a string, a number or a list of tags"
+            )
+        label = _parse_labels(df[label_col], label_sep, path, where)
+        missing = np.array([_na(v) or (isinstance(v, str) and not v) for v in label], dtype=bool)
         if missing.any():
             raise DataError(
                 f"{path}: {int(missing.sum())} missing label(s) in column {label_col!r} at {where(missing)}; "
@@ -683,7 +859,7 @@ def read_table(
         out["label"] = label.to_numpy()
     if group_col is not None:
         out["group"] = df[group_col].to_numpy()
-    return out
+    return plain_columns(out)
 
 
 def _read_any(path: Path) -> tuple[pd.DataFrame, Callable[[np.ndarray], str]]:
@@ -725,6 +901,8 @@ def _read_any(path: Path) -> tuple[pd.DataFrame, Callable[[np.ndarray], str]]:
     else:
         df, headerless = _read_delimited(path, decode(path.read_bytes()), "," if kind == "csv" else "\t")
         numbers, unit = np.arange(len(df)) + (1 if headerless else 2), "line"
+        if not headerless:
+            df, numbers = _drop_repeated_headers(path, df, numbers)
     if df.empty:
         raise DataError(f"{path}: no rows; expected a header line and rows of text and label")
     return df, numbered(unit, numbers)
@@ -733,7 +911,12 @@ def _read_any(path: Path) -> tuple[pd.DataFrame, Callable[[np.ndarray], str]]:
 def load_data(source: str | os.PathLike, **read_table_kwargs: Any) -> pd.DataFrame:
     """A built-in data set by name, or a user's file or folder via :func:`read_table`."""
     if isinstance(source, str) and source in DATASETS:
-        return load_dataset(source)
+        df = load_dataset(source)
+        group_col = read_table_kwargs.get("group_col")
+        if group_col is not None and group_col not in df.columns:
+            raise DataError(f"{source}: no group column {group_col!r}{did_you_mean(group_col, df.columns)}; "
+                            f"columns: {', '.join(map(str, df.columns))}")
+        return df
     if isinstance(source, str) and not os.path.exists(source) and not Path(source).suffix:
         raise DatasetError(
             f"{source!r} is neither a file nor a built-in data set{did_you_mean(source, DATASETS)}; "

@@ -34,3 +34,10 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choice, or an empty string."""
     match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+class TextclassWarning(UserWarning):
+    """Something the user should know that does not stop the work (rows dropped, a fallback taken).
+
+    The CLI prints each distinct one once, as ``warning: ...``; library warnings are not shown.
+    """

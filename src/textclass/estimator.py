@@ -183,6 +183,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         for name in ("epochs", "batch_size"):
             if params[name] is not None:
                 resolved[name] = params[name]
+        from textclass.constraints import check_hyperparameters
+
+        check_hyperparameters(spec, resolved)
         return spec, resolved
 
     def fit(self, X: Iterable[str], y: Iterable[Any], *, callbacks: Sequence[Any] | None = None) -> TextClassifier:

@@ -15,6 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from textclass.files import atomic_open  # noqa: E402
+
 
 def plot_history(history: Mapping[str, Sequence[float]], path: str | Path) -> Path:
     """Accuracy and loss per epoch, training beside validation, as the tutorial's plot_history."""
@@ -51,7 +53,8 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_open(path, binary=True) as f:  # a killed run leaves no truncated picture
+        fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=100)
     plt.close(fig)
     return path
 

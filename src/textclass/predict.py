@@ -41,18 +41,63 @@ def iter_text_chunks(
             yield from _line_chunks(f, chunk_size)
         return
     if suffix in TABLE_READERS:
-        reader = pd.read_csv(path, sep=TABLE_READERS[suffix], chunksize=chunk_size, dtype=str, keep_default_na=False)
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: file is empty; expected a header line and rows of text")
+        reader = _table_frames(path, suffix, chunk_size)
     elif suffix in (".jsonl", ".ndjson"):
-        reader = pd.read_json(path, lines=True, chunksize=chunk_size, dtype=False)
+        reader = _jsonl_frames(path, chunk_size)
     elif suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        reader = (b.to_pandas() for b in pq.ParquetFile(path).iter_batches(batch_size=chunk_size))
+        reader = _parquet_frames(path, chunk_size)
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r} (expected .txt, .csv, .tsv, .jsonl or .parquet)")
     for frame in reader:
         frame = frame.rename(columns=str)
         yield frame[find_text_column(frame, path, text_col)].fillna("").astype(str).tolist()
+
+
+def _table_frames(path: Path, suffix: str, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """CSV/TSV in frames, read as ``read_table`` reads them: stray bytes as cp1252, no quoting in
+    TSV (a '"' is a character); a malformed file is a DataError."""
+    try:
+        yield from pd.read_csv(path, sep=TABLE_READERS[suffix], chunksize=chunk_size, dtype=str,
+                               keep_default_na=False, encoding="utf-8-sig", encoding_errors="textclass-stray-bytes",
+                               quoting=csv.QUOTE_NONE if suffix == ".tsv" else csv.QUOTE_MINIMAL)
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path}: malformed {suffix[1:].upper()}: {' '.join(str(e).split())}") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: no header line; expected a header line and rows of text") from None
+
+
+def _parquet_frames(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_size)
+        for batch in batches:
+            yield batch.to_pandas()
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several unrelated types for a bad file
+        raise DataError(f"{path}: not a readable Parquet file ({' '.join(str(e).split())})") from None
+
+
+def _jsonl_frames(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """JSON Lines in frames of ``chunk_size`` objects; a malformed line is a DataError naming it."""
+    rows: list[dict] = []
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: malformed JSON on line {n}: {e.msg} (column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}: line {n} is a JSON {type(row).__name__}; expected an object like {{\"text\": ...}}")
+            rows.append(row)
+            if len(rows) >= chunk_size:
+                yield pd.DataFrame(rows)
+                rows = []
+    if rows:
+        yield pd.DataFrame(rows)
 
 
 def predict_chunks(clf: Any, chunks: Iterable[list[str]]) -> Iterator[pd.DataFrame]:

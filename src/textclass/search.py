@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from textclass.errors import ParameterError, TextclassError, did_you_mean
-from textclass.files import write_text_atomic
+from textclass.files import atomic_open, write_text_atomic
 from textclass.space import SearchSpace, model_space
 
 SAMPLERS = ("grid", "random", "tpe")
@@ -269,6 +269,8 @@ def search_run(
     from textclass.evaluate import evaluate_model
 
     out_dir = Path(out_dir)
+    if storage is not None:
+        _storage(storage)  # a bad URL or an unwritable database is refused before anything is created
     out_dir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
     search_kwargs.setdefault("random_state", seed)
@@ -560,8 +562,21 @@ def _storage(url: str | None):
 
     if url is None:
         return optuna.storages.InMemoryStorage()
+    import sqlalchemy.exc
+
     engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except sqlalchemy.exc.NoSuchModuleError:
+        scheme = url.partition(":")[0]
+        raise ParameterError(f"--storage {url}: unknown database scheme {scheme!r}; expected a SQLAlchemy URL such "
+                             "as sqlite:///runs/study.db or postgresql://user@host/db") from None
+    except sqlalchemy.exc.ArgumentError as e:
+        raise ParameterError(f"--storage {url}: not a database URL ({e}); expected e.g. sqlite:///runs/study.db") from None
+    except sqlalchemy.exc.SQLAlchemyError as e:
+        reason = " ".join(str(getattr(e, "orig", None) or e).split())
+        hint = "; check that its folder exists and is writable" if url.startswith("sqlite") else ""
+        raise ParameterError(f"--storage {url}: cannot open the database ({reason}){hint}") from None
 
 
 def _n_finished(study) -> int:
@@ -712,7 +727,8 @@ def plot_history(trials, path: str | Path, *, title: str = "optimisation history
     ax.set(xlabel="trial", ylabel="CV score", title=title)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_open(path, binary=True) as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
 
 
@@ -741,7 +757,8 @@ def plot_importance(study, path: str | Path) -> str:
     ax.barh(names, [importance[n] for n in names], color="C0")
     ax.set(xlabel="importance (fANOVA, share of CV-score variance)", title="parameter importance")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_open(path, binary=True) as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
     return "written"
 
@@ -765,7 +782,8 @@ def _json_safe(value: Any) -> Any:
 
 
 def load_where(
-    data: str | Path, *, text_col: str | None = None, label_col: str | None = None, where: str | None = None
+    data: str | Path, *, text_col: str | None = None, label_col: str | None = None, where: str | None = None,
+    label_sep: str | None = None,
 ):
     """Load ``data`` (built-in name or file) and keep the rows where ``COL=VALUE``, e.g.
     ``source=yelp`` (the tutorial searched each source on its own). For a file, COL is read as the
@@ -773,7 +791,7 @@ def load_where(
     from textclass.data import DATASETS, load_data
 
     if where is None:
-        return load_data(data, text_col=text_col, label_col=label_col)
+        return load_data(data, text_col=text_col, label_col=label_col, label_sep=label_sep)
     column, sep, value = where.partition("=")
     column, value = column.strip(), value.strip()
     if not sep or not column:
@@ -781,7 +799,7 @@ def load_where(
     if isinstance(data, str) and data in DATASETS:
         frame = load_data(data)
     else:
-        frame = load_data(data, text_col=text_col, label_col=label_col, group_col=column)
+        frame = load_data(data, text_col=text_col, label_col=label_col, group_col=column, label_sep=label_sep)
         frame = frame.rename(columns={"group": column})
     if column not in frame.columns:
         raise ParameterError(

@@ -18,14 +18,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from textclass.errors import ModelFileError
-from textclass.files import sha256_file
+from textclass.files import sha256_file, stale, temp_name
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -81,7 +80,8 @@ def save_model(clf, path: str | os.PathLike[str]) -> Path:
     if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / MANIFEST).exists())):
         raise ModelFileError(f"{path}: exists and is not a textclass model directory; not overwriting it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    recover(path)
+    tmp = path.parent / temp_name(f".{path.name}.tmp-")
     try:
         tmp.mkdir()
         manifest = {
@@ -121,7 +121,7 @@ def _replace_dir(new: Path, target: Path) -> None:
     if not target.exists():
         os.rename(new, target)
         return
-    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    old = target.parent / temp_name(f".{target.name}.old-")
     os.rename(target, old)
     try:
         os.rename(new, target)
@@ -129,6 +129,18 @@ def _replace_dir(new: Path, target: Path) -> None:
         os.rename(old, target)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def recover(path: Path) -> None:
+    """Clean up after a save that was killed: put back a model directory moved aside just before
+    the kill (the new one was not yet in place), and remove the unfinished temporary ones."""
+    for old in stale(path.parent, f".{path.name}.old-"):
+        if not path.exists():
+            os.rename(old, path)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+    for tmp in stale(path.parent, f".{path.name}.tmp-"):
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _read_manifest(path: Path) -> dict:
@@ -164,6 +176,7 @@ def load_model(path: str | os.PathLike[str]):
     from textclass.models import get_model
 
     path = Path(path)
+    recover(path)
     manifest = _read_manifest(path)
     try:
         clf = TextClassifier(**_decode(manifest["params"]))

@@ -26,8 +26,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from textclass.data import split_frame
 from textclass.estimator import TextClassifier
-from textclass.evaluate import evaluate_model
-from textclass.files import write_text_atomic
+from textclass.evaluate import METRIC_KEYS, evaluate_model
+from textclass.errors import DataError
+from textclass.files import check_out_dir, write_text_atomic
 from textclass.plots import plot_confusion, plot_history
 
 
@@ -50,19 +51,23 @@ def train_run(
     stratify: bool = False,
     params: Mapping[str, Any] | None = None,
     callbacks: Sequence[Any] = (),
+    group_col: str | None = None,
 ) -> RunResult:
     """Split ``data`` (columns ``text``, ``label``), fit ``model`` on the training part, score it
     on the held-out part and write the run directory.
 
     The held-out split is never seen during training: an internal validation split, if asked for
     with ``params={"validation_split": 0.1}``, is carved from the training part only.
+    ``group_col`` names a column of ``data`` (``"group"`` once read by ``read_table``) whose
+    groups get their own held-out metrics (``per_group``), e.g. the source of each review.
     """
-    out_dir = Path(out_dir)
+    out_dir = check_out_dir(out_dir)
+    group = _group_column(data, group_col)
     train, test = split_frame(data, test_size=test_size, random_state=seed, stratify=stratify)
     clf = TextClassifier(model, random_state=seed, **dict(params or {}))
     clf.fit(train["text"], train["label"], callbacks=list(callbacks))  # sklearn models ignore them
 
-    metrics = evaluate_model(clf, test["text"], test["label"])
+    metrics = evaluate_model(clf, test["text"], test["label"], groups=None if group is None else test[group])
     metrics.update(model=model, params=_json_safe(clf.get_params()), n_train=len(train), seed=seed)
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -118,10 +123,27 @@ def _report(model: str, metrics: Mapping[str, Any]) -> str:
         "| metric | value |",
         "|---|---|",
     ]
-    for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc"):
-        if key in metrics:
+    for key in METRIC_KEYS:
+        if key in metrics and not (key == "accuracy" and "subset_accuracy" in metrics):
             lines.append(f"| {key} | {metrics[key]:.4f} |")
+    if metrics.get("unseen_tags"):
+        lines += ["", f"Tags never seen in training, counted as missed: {', '.join(map(str, metrics['unseen_tags']))}."]
+    if metrics.get("per_group"):
+        lines += ["", "## Per group (held-out split)", "", "| group | n | accuracy (95% Wilson) | macro-F1 |", "|---|---|---|---|"]
+        for g, m in metrics["per_group"].items():
+            lines.append(f"| {g} | {m['n']} | {m['accuracy']:.4f} [{m['accuracy_lo']:.3f}, {m['accuracy_hi']:.3f}] "
+                         f"| {m['f1_macro']:.4f} |")
     return "\n".join(lines) + "\n"
+
+
+def _group_column(data: pd.DataFrame, group_col: str | None) -> str | None:
+    """The column of ``data`` holding ``group_col``'s groups ("group" for a file read with it)."""
+    if group_col is None:
+        return None
+    for column in (group_col, "group"):
+        if column in data.columns and column not in ("text", "label"):
+            return column
+    raise DataError(f"no group column {group_col!r} in the data; columns: {', '.join(map(str, data.columns))}")
 
 
 def _json_safe(params: Mapping[str, Any]) -> dict[str, Any]:
