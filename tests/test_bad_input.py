@@ -61,7 +61,10 @@ def test_unexpected_exception_is_one_line_and_a_traceback_file(tmp_path, monkeyp
 def test_usage_errors_stay_2_and_ctrl_c_130(monkeypatch, capsys):
     assert main(["train"]) == 2  # missing argument: Typer's usage error
     capsys.readouterr()
-    monkeypatch.setattr("textclass.data.load_data", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("textclass.data.load_data", interrupted)
     assert main(["train", "x.csv"]) == 130
 
 
