@@ -1,5 +1,8 @@
 """Run an exported model (``textclass export``) with onnxruntime and NumPy only.
 
+onnxruntime is imported by ``load``, so ``is_export`` (which ``textclass predict`` asks of every
+path) works without it.
+
 Importing this module and predicting imports neither Keras, JAX, TensorFlow, PyTorch, scikit-learn,
 SciPy nor pandas: the tokenizer (``textclass.tokenize``), the padding (``textclass.preprocess``),
 the n-gram features (``textclass.features``) and the label codec (``textclass.labels``) are the
@@ -29,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from textclass.errors import DataError, ModelFileError
 from textclass.features import TextFeatures
@@ -156,7 +158,7 @@ class ExportedClassifier:
     path : Path
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], session: ort.InferenceSession, inputs: Any) -> None:
+    def __init__(self, path: Path, manifest: dict[str, Any], session: Any, inputs: Any) -> None:
         self.path = path
         self.model = manifest["model"]
         labels = manifest["labels"]
@@ -197,6 +199,11 @@ def load(path: str | os.PathLike[str]) -> ExportedClassifier:
     """Load an export directory; every file's sha256 is checked before anything is parsed."""
     path = Path(path)
     manifest = read_manifest(path)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ModelFileError(f"{path}: running an export needs onnxruntime: pip install onnxruntime "
+                             "(or textclass[onnx])") from None
     try:
         settings = manifest["input"]
         inputs = INPUTS[settings["type"]](path, settings)
