@@ -1,10 +1,11 @@
 """scikit-learn pipelines as ONNX: the vectorizer as JSON, the linear part (and its calibration) as a graph.
 
-Why not skl2onnx for the whole pipeline: its ``TfidfVectorizer`` converter tokenizes with ONNX's
-``StringNormalizer``/``Tokenizer`` ops, which split and lower-case differently from Python's
-``re`` on real text (apostrophes, accents, non-ASCII letters), it has no char_wb analyzer, and
-our ``NBLogisticRegression`` and ``CalibratedLinearSVC`` would need custom converters anyway.
-So the fitted vectorizers become ``textclass.features`` blocks (vocabulary, idf, settings; run
+Why not skl2onnx for the whole pipeline (tried with skl2onnx 1.20 / onnxruntime 1.32): it refuses
+``analyzer="char_wb"`` (NotImplementedError: "only tokenizer='word' is fully supported"), so
+tfidf-linear cannot be converted at all; its word graphs lower-case with ONNX's
+``StringNormalizer``, which onnxruntime could not even load here without the en_US.UTF-8 locale
+installed (a system dependency on every serving machine); and our ``NBLogisticRegression`` and
+``CalibratedLinearSVC`` would need custom converters anyway. So the fitted vectorizers become ``textclass.features`` blocks (vocabulary, idf, settings; run
 in NumPy by the runtime) and every supported head reduces exactly to ``z = X @ W + b`` followed
 by one of four links; the graph takes the feature matrix as sparse triplets, so a 50,000-term
 char n-gram vocabulary never becomes a dense batch.
