@@ -79,14 +79,9 @@ def _activation(g: Graph, x: str, name: str) -> str:
         "tanh": lambda: g.op("Tanh", x),
         "softmax": lambda: g.op("Softmax", x, axis=-1),
     }
-    if name not in table:
+    if not isinstance(name, str) or name not in table:
         raise ParameterError(f"cannot export activation {name!r}; supported: {', '.join(table)}")
     return table[name]()
-
-
-def _config(layer: Any, key: str) -> Any:
-    value = layer.get_config()[key]
-    return value if isinstance(value, str) or not isinstance(value, dict) else value.get("config", {}).get("name", value)
 
 
 # ---- layer converters: (graph, layer, x, mask) -> (x, mask) -------------------------------------
@@ -116,7 +111,7 @@ def _dense(g: Graph, layer: layers.Dense, x: str, mask: str | None):
     out = g.op("MatMul", x, g.const(w[0], "kernel"))
     if layer.use_bias:
         out = g.op("Add", out, g.const(w[1], "bias"))
-    return _activation(g, out, _config(layer, "activation")), mask
+    return _activation(g, out, layer.get_config()["activation"]), mask
 
 
 def _check_conv1d(layer: layers.Conv1D) -> None:
@@ -135,7 +130,7 @@ def _conv1d(g: Graph, layer: layers.Conv1D, x: str, mask: str | None):
     if layer.use_bias:
         inputs.append(g.const(w[1], "conv_bias"))
     out = g.op("Transpose", g.op("Conv", *inputs), perm=[0, 2, 1])
-    return _activation(g, out, _config(layer, "activation")), None
+    return _activation(g, out, layer.get_config()["activation"]), None
 
 
 def _global_max(g: Graph, layer: Any, x: str, mask: str | None):
@@ -289,7 +284,7 @@ def _embedding_conv1d(g: Graph, embedding: layers.Embedding, conv: layers.Conv1D
     out = g.op("Sum", *terms)
     if conv.use_bias:
         out = g.op("Add", out, g.const(w[1], "conv_bias"))
-    return _activation(g, out, _config(conv, "activation")), None
+    return _activation(g, out, conv.get_config()["activation"]), None
 
 
 #: Adjacent layer pairs written as one cheaper, equivalent computation (if the first has no mask).
