@@ -128,7 +128,7 @@ def train(
 
 @app.command()
 def evaluate(
-    run: Path = typer.Argument(..., help="A run directory written by `textclass train` (or a saved model directory)."),
+    run: Path = typer.Argument(..., help="A run directory written by `textclass train`, a saved model directory or an export."),
     data: str = typer.Argument(..., help="A built-in data set name or a data file with texts and labels."),
     text_col: str = TEXT_COL,
     label_col: str = LABEL_COL,
@@ -143,9 +143,8 @@ def evaluate(
 
     from textclass.data import load_data
     from textclass.evaluate import evaluate_model
-    from textclass.store import load_model
 
-    clf = load_model(_model_dir(run))
+    clf = _load_predictor(run)
     frame = load_data(data, text_col=text_col, label_col=label_col, label_sep=label_sep)
     metrics = evaluate_model(clf, frame["text"], frame["label"])
     if as_json:
@@ -156,7 +155,7 @@ def evaluate(
 
 @app.command()
 def predict(
-    run: Path = typer.Argument(..., help="A run directory written by `textclass train` (or a saved model directory)."),
+    run: Path = typer.Argument(..., help="A run directory written by `textclass train`, a saved model directory or an export."),
     texts: list[str] = typer.Argument(None, help="Texts to classify; omit to read --input or stdin."),
     input: Path = typer.Option(None, "-i", "--input", help="File of texts: .txt (one per line), .csv, .tsv, .jsonl, .parquet."),
     output: Path = typer.Option(None, "--output", help="Write predictions here (.jsonl or .csv) instead of stdout."),
@@ -170,11 +169,10 @@ def predict(
     """
     from textclass.files import check_out_file
     from textclass.predict import iter_text_chunks, predict_chunks, write_predictions
-    from textclass.store import load_model
 
     if output is not None:
         check_out_file(output)
-    clf = load_model(_model_dir(run))
+    clf = _load_predictor(run)
     if texts:
         chunks = iter([list(texts)])
     else:
@@ -187,6 +185,14 @@ def predict(
 def _model_dir(run: Path) -> Path:
     """Accept a run directory or the model directory inside it."""
     return run / "model" if (run / "model" / "manifest.json").exists() else run
+
+
+def _load_predictor(run: Path):
+    """A run/model directory through ``textclass.store``, an export through ``textclass.runtime``."""
+    from textclass.runtime import is_export, load
+    from textclass.store import load_model
+
+    return load(run) if is_export(run) else load_model(_model_dir(run))
 
 
 def _print_metrics(metrics: dict, *, title: str) -> None:
@@ -443,10 +449,9 @@ def reproduce(
     typer.echo(f"wrote {out}/report.md")
 
 
-
 @app.command()
 def explain(
-    run: Path = typer.Argument(..., help="A run directory written by `textclass train` (or a saved model directory)."),
+    run: Path = typer.Argument(..., help="A run directory written by `textclass train`, a saved model directory or an export."),
     texts: list[str] = typer.Argument(..., help="Texts to explain."),
     label: str = typer.Option(None, "--label", help="Class or tag to explain (default: the predicted one; "
                               "multi-label: the most probable tag)."),
@@ -461,9 +466,8 @@ def explain(
     import json
 
     from textclass.explain import explain as explain_texts, render
-    from textclass.store import load_model
 
-    clf = load_model(_model_dir(run))
+    clf = _load_predictor(run)
     explanations = explain_texts(clf, texts, label=label)
     if as_json:
         for e in explanations:
@@ -474,6 +478,23 @@ def explain(
         if i:
             console.print()
         console.print(render(e), highlight=False)
+
+
+@app.command("export")
+def export_cmd(
+    run: Path = typer.Argument(..., help="A run directory written by `textclass train` (or a saved model directory)."),
+    out: Path = typer.Option(None, "-o", "--out", help="Export directory to write (default: RUN/onnx)."),
+    format: str = typer.Option("onnx", "--format", help="Export format: onnx."),
+) -> None:
+    """Export a trained model to run with onnxruntime + NumPy only (no Keras, JAX or scikit-learn).
+
+    The export is checked against the original model before it is written.
+    Example: textclass export runs/cnn --format onnx -o exports/cnn ; textclass predict exports/cnn "so good!"
+    """
+    from textclass.export import export
+
+    path = export(run, out or run / "onnx", format=format)
+    typer.echo(f"wrote {path}/")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -347,20 +347,11 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         for start in range(0, len(texts), PREDICT_CHUNK):
             chunk = texts[start:start + PREDICT_CHUNK]
             if pre.kind == "sequences":
-                seqs = pre.sequences(chunk)
-                lengths = np.fromiter((min(len(s), pre.maxlen) for s in seqs), dtype=np.int64, count=len(seqs))
-                order = np.arange(len(chunk)) if trim is None else np.argsort(lengths, kind="stable")
+                batches = pre.batches(chunk, trim, PREDICT_BATCH, WIDTH_STEP)
             else:
-                order = np.arange(len(chunk))
-            for b in range(0, len(chunk), PREDICT_BATCH):
-                idx = order[b:b + PREDICT_BATCH]
-                if pre.kind == "sequences":
-                    width = None
-                    if trim is not None:
-                        width = min(pre.maxlen, -(-(int(lengths[idx].max()) + trim) // WIDTH_STEP) * WIDTH_STEP)
-                    x = pre.pad([seqs[i] for i in idx], width)
-                else:
-                    x = pre.transform([chunk[i] for i in idx])
+                batches = ((np.arange(b, min(b + PREDICT_BATCH, len(chunk))), pre.transform(chunk[b:b + PREDICT_BATCH]))
+                           for b in range(0, len(chunk), PREDICT_BATCH))
+            for idx, x in batches:
                 out[start + idx] = self._run(x)
         return out
 

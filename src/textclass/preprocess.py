@@ -7,7 +7,7 @@ folder of JSON files (no pickle), so a saved model can be reloaded anywhere.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +75,26 @@ class SequencePreprocessor:
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         return self.pad(self.sequences(texts))
+
+    def batches(self, texts: Sequence[str], trim: int | None, batch_size: int,
+                width_step: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(row indices, padded ids)`` per batch, for a forward pass over ``texts``.
+
+        With ``trim`` (``ModelSpec.trim_extra``), rows go in order of length and each batch keeps
+        only its longest text + ``trim`` columns, rounded up to ``width_step`` (few shapes).
+        The estimator and the ONNX runtime share this, so both see the same arrays.
+        """
+        seqs = self.sequences(texts)
+        order = np.arange(len(seqs))
+        if trim is not None:
+            lengths = np.fromiter((min(len(s), self.maxlen) for s in seqs), dtype=np.int64, count=len(seqs))
+            order = np.argsort(lengths, kind="stable")
+        for b in range(0, len(seqs), batch_size):
+            idx = order[b:b + batch_size]
+            width = None
+            if trim is not None:
+                width = min(self.maxlen, -(-(int(lengths[idx].max()) + trim) // width_step) * width_step)
+            yield idx, self.pad([seqs[i] for i in idx], width)
 
     def get_config(self) -> dict:
         return {"num_words": self.num_words, "maxlen": self.maxlen, "padding": self.padding,

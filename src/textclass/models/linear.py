@@ -25,17 +25,13 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
 from textclass.errors import DataError, ParameterError
+# CountVectorizer's default token pattern and its faster findall equivalent, shared with the runtime.
+from textclass.features import DEFAULT_TOKEN_PATTERN
+from textclass.features import DEFAULT_TOKENS as _DEFAULT_TOKENS
 
 
 def _head(clf: BaseEstimator, multilabel: bool) -> BaseEstimator:
     return OneVsRestClassifier(clf) if multilabel else clf
-
-
-# CountVectorizer's default token_pattern. Under findall, r"\w\w+" finds exactly the same tokens
-# (a match starts at the first \w of a run and takes the whole run, so both ends are word
-# boundaries; runs of one character never match) and is faster without the \b checks.
-DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
-_DEFAULT_TOKENS = re.compile(r"\w\w+")
 
 
 class FastCountVectorizer(CountVectorizer):
