@@ -149,16 +149,23 @@ def predict(
     output: Path = typer.Option(None, "--output", help="Write predictions here (.jsonl or .csv) instead of stdout."),
     text_col: str = TEXT_COL,
     chunk_size: int = typer.Option(2048, "--chunk-size", help="Texts per chunk: memory stays bounded on any input size."),
+    stream: bool = typer.Option(False, "--stream", help="Answer stdin line by line, flushing each answer (a live feed)."),
 ) -> None:
     """Predict labels and class probabilities, as JSON Lines (or CSV with --output x.csv).
 
     Examples: textclass predict runs/cnn "so good!" "never again" ;
-    textclass predict runs/cnn -i reviews.csv --text-col review --output predictions.csv
+    textclass predict runs/cnn -i reviews.csv --text-col review --output predictions.csv ;
+    tail -f tweets.txt | textclass predict runs/cnn --stream
     """
-    from textclass.predict import iter_text_chunks, predict_chunks, write_predictions
-    from textclass.store import load_model
+    from textclass.errors import ParameterError
+    from textclass.predict import iter_text_chunks, load_predictor, predict_chunks, stream_predictions, write_predictions
 
-    clf = load_model(_model_dir(run))
+    if stream and (texts or input is not None or output is not None):
+        raise ParameterError("--stream reads stdin and writes stdout; it takes no texts, --input or --output")
+    clf = load_predictor(run)
+    if stream:
+        stream_predictions(clf, sys.stdin.fileno(), sys.stdout, chunk_size=chunk_size)
+        return
     if texts:
         chunks = iter([list(texts)])
     else:
@@ -388,6 +395,33 @@ def reproduce(
     typer.echo(f"wrote {out}/report.md")
 
 
+@app.command()
+def serve(
+    run: Path = typer.Argument(..., help="A run directory written by `textclass train` (or a saved model directory)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, "--port", help="TCP port, 1-65535."),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="Require the key held by this environment variable "
+                                    "(Authorization: Bearer KEY or X-API-Key: KEY)."),
+    max_texts: int = typer.Option(256, "--max-texts", help="Texts per request."),
+    max_chars: int = typer.Option(10_000, "--max-chars", help="Characters per text."),
+    max_body_bytes: int = typer.Option(1 << 20, "--max-body-bytes", help="Request body size in bytes."),
+    batching: bool = typer.Option(True, "--batching/--no-batching", help="Join concurrent requests into one model call."),
+    max_batch: int = typer.Option(64, "--max-batch", help="Texts per joined model call."),
+    batch_wait_ms: float = typer.Option(2.0, "--batch-wait-ms", help="Longest wait for more requests to join a call."),
+    access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
+) -> None:
+    """Serve a model over HTTP: POST /predict, GET /model, /health, /docs and a web page at /.
+
+    Example: textclass serve runs/cnn --port 8000 ;
+    curl -s localhost:8000/predict -H 'Content-Type: application/json' -d '{"texts": ["so good!"]}'
+    """
+    from textclass.serve import serve as run_service
+
+    run_service(run, host=host, port=port, api_key_env=api_key_env, access_log=access_log, max_texts=max_texts,
+                max_chars=max_chars, max_body_bytes=max_body_bytes, batching=batching, max_batch=max_batch,
+                batch_wait_ms=batch_wait_ms)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 1 failure, 2 bad input or usage, 130 interrupted)."""
     try:
@@ -395,7 +429,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # Typer's own exits: --help, usage errors (2), typer.Exit(n)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except TextclassError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True, markup=True)
+        from rich.markup import escape
+
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True, markup=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -34,3 +34,7 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choice, or an empty string."""
     match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+class MissingExtraError(TextclassError, ImportError):
+    """An optional feature whose extra is not installed: names the pip command that installs it."""
