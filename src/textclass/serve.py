@@ -6,8 +6,10 @@ compiles its input shapes and runs uvicorn on 127.0.0.1 by default.
 
 Endpoints: ``POST /predict`` and, for models that can explain themselves, ``POST /explain``;
 ``GET /model``, ``GET /health``, ``/openapi.json``, ``/docs`` and the page at ``/``. Every error is
-JSON ``{"error": kind, "detail": one line, "limit": name or null}``; bodies are parsed by the
-endpoints themselves, so the body-size limit holds while the body is read, before it is parsed.
+JSON ``{"error": kind, "detail": one line, "limit": name or null}``: 413 for a body over the size
+limit (checked while the body is read, before it is parsed), 422 for too many or too long texts
+(limits the OpenAPI schema states as maxItems / maxLength) and for wrong fields or types, 400 for a
+body that is not UTF-8 JSON, 401 without the API key.
 
 Model calls run in one worker thread, off the event loop. For Keras models the ``MicroBatcher``
 joins the texts of concurrent requests into one forward pass.
@@ -306,11 +308,11 @@ def create_app(model: Any, *, max_texts: int = MAX_TEXTS, max_chars: int = MAX_C
         except ValidationError as e:
             raise _invalid(e) from None
         if len(parsed.texts) > max_texts:
-            raise ApiError(413, "too_many_texts", f"texts: {len(parsed.texts)} texts in one request; the limit "
+            raise ApiError(422, "too_many_texts", f"texts: {len(parsed.texts)} texts in one request; the limit "
                            f"is {max_texts} (--max-texts)", limit="max_texts")
         for i, text in enumerate(parsed.texts):
             if len(text) > max_chars:
-                raise ApiError(413, "text_too_long", f"texts[{i}]: {len(text)} characters; the limit is "
+                raise ApiError(422, "text_too_long", f"texts[{i}]: {len(text)} characters; the limit is "
                                f"{max_chars} per text (--max-chars)", limit="max_chars")
         return parsed
 
