@@ -110,9 +110,9 @@ def run_row(run: Path, flags: list[str], script: Path, args) -> dict:
                 time.sleep(0.2)
         ready = time.perf_counter() - started
         # wrk runs for a time, not a count: a 3 s warm-up (not counted) gives the rate, and the
-        # measured run lasts long enough for about --requests requests (the table shows how many).
+        # measured run lasts long enough for at least about --requests requests (the table shows how many).
         warm = wrk(url, script, 3, args.connections, args.threads)
-        seconds = min(args.max_seconds, max(3.0, 1.05 * args.requests * warm["seconds"] / max(1, warm["requests"])))
+        seconds = min(args.max_seconds, max(3.0, 1.3 * args.requests * warm["seconds"] / max(1, warm["requests"])))
         result = wrk(url, script, seconds, args.connections, args.threads)
         result.update(ready_s=ready, rss_mb=rss_mb(server.pid), rps=result["requests"] / result["seconds"])
         return result
