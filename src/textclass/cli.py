@@ -143,8 +143,9 @@ def evaluate(
 
     from textclass.data import load_data
     from textclass.evaluate import evaluate_model
+    from textclass.predict import load_predictor
 
-    clf = _load_predictor(run)
+    clf = load_predictor(run)
     frame = load_data(data, text_col=text_col, label_col=label_col, label_sep=label_sep)
     metrics = evaluate_model(clf, frame["text"], frame["label"])
     if as_json:
@@ -161,18 +162,26 @@ def predict(
     output: Path = typer.Option(None, "--output", help="Write predictions here (.jsonl or .csv) instead of stdout."),
     text_col: str = TEXT_COL,
     chunk_size: int = typer.Option(2048, "--chunk-size", help="Texts per chunk: memory stays bounded on any input size."),
+    stream: bool = typer.Option(False, "--stream", help="Answer stdin line by line, flushing each answer (a live feed)."),
 ) -> None:
     """Predict labels and class probabilities, as JSON Lines (or CSV with --output x.csv).
 
     Examples: textclass predict runs/cnn "so good!" "never again" ;
-    textclass predict runs/cnn -i reviews.csv --text-col review --output predictions.csv
+    textclass predict runs/cnn -i reviews.csv --text-col review --output predictions.csv ;
+    tail -f tweets.txt | textclass predict runs/cnn --stream
     """
+    from textclass.errors import ParameterError
     from textclass.files import check_out_file
-    from textclass.predict import iter_text_chunks, predict_chunks, write_predictions
+    from textclass.predict import iter_text_chunks, load_predictor, predict_chunks, stream_predictions, write_predictions
 
+    if stream and (texts or input is not None or output is not None):
+        raise ParameterError("--stream reads stdin and writes stdout; it takes no texts, --input or --output")
     if output is not None:
         check_out_file(output)
-    clf = _load_predictor(run)
+    clf = load_predictor(run)
+    if stream:
+        stream_predictions(clf, sys.stdin.fileno(), sys.stdout, chunk_size=chunk_size)
+        return
     if texts:
         chunks = iter([list(texts)])
     else:
@@ -180,19 +189,6 @@ def predict(
     count = write_predictions(predict_chunks(clf, chunks), output)
     if output is not None:
         err.print(f"wrote {count} predictions to {output}")
-
-
-def _model_dir(run: Path) -> Path:
-    """Accept a run directory or the model directory inside it."""
-    return run / "model" if (run / "model" / "manifest.json").exists() else run
-
-
-def _load_predictor(run: Path):
-    """A run/model directory through ``textclass.store``, an export through ``textclass.runtime``."""
-    from textclass.runtime import is_export, load
-    from textclass.store import load_model
-
-    return load(run) if is_export(run) else load_model(_model_dir(run))
 
 
 def _print_metrics(metrics: dict, *, title: str) -> None:
@@ -466,8 +462,9 @@ def explain(
     import json
 
     from textclass.explain import explain as explain_texts, render
+    from textclass.predict import load_predictor
 
-    clf = _load_predictor(run)
+    clf = load_predictor(run)
     explanations = explain_texts(clf, texts, label=label)
     if as_json:
         for e in explanations:
@@ -495,6 +492,33 @@ def export_cmd(
 
     path = export(run, out or run / "onnx", format=format)
     typer.echo(f"wrote {path}/")
+
+
+@app.command()
+def serve(
+    run: Path = typer.Argument(..., help="A run directory written by `textclass train`, a saved model directory or an export."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, "--port", help="TCP port, 1-65535."),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="Require the key held by this environment variable "
+                                    "(Authorization: Bearer KEY or X-API-Key: KEY)."),
+    max_texts: int = typer.Option(256, "--max-texts", help="Texts per request."),
+    max_chars: int = typer.Option(10_000, "--max-chars", help="Characters per text."),
+    max_body_bytes: int = typer.Option(1 << 20, "--max-body-bytes", help="Request body size in bytes."),
+    batching: bool = typer.Option(True, "--batching/--no-batching", help="Join concurrent requests into one model call."),
+    max_batch: int = typer.Option(64, "--max-batch", help="Texts per joined model call."),
+    batch_wait_ms: float = typer.Option(2.0, "--batch-wait-ms", help="Longest wait for more requests to join a call."),
+    access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
+) -> None:
+    """Serve a model over HTTP: POST /predict, GET /model, /health, /docs and a web page at /.
+
+    Example: textclass serve runs/cnn --port 8000 ;
+    curl -s localhost:8000/predict -H 'Content-Type: application/json' -d '{"texts": ["so good!"]}'
+    """
+    from textclass.serve import serve as run_service
+
+    run_service(run, host=host, port=port, api_key_env=api_key_env, access_log=access_log, max_texts=max_texts,
+                max_chars=max_chars, max_body_bytes=max_body_bytes, batching=batching, max_batch=max_batch,
+                batch_wait_ms=batch_wait_ms)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,3 +41,7 @@ class TextclassWarning(UserWarning):
 
     The CLI prints each distinct one once, as ``warning: ...``; library warnings are not shown.
     """
+
+
+class MissingExtraError(TextclassError, ImportError):
+    """An optional feature whose extra is not installed: names the pip command that installs it."""

@@ -2,7 +2,8 @@
 
 Input: plain text (one text per line: ``.txt``, stdin), or a table with a text column (``.csv``,
 ``.tsv``, ``.jsonl``, ``.parquet``). Output: JSON Lines (default) or CSV, one row per text with the
-predicted label and one probability per class.
+predicted label and one probability per class. ``stream_predictions`` answers a live feed line by
+line. ``load_predictor`` is the one loader that ``predict`` and ``serve`` share.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,6 +25,20 @@ from textclass.errors import DataError
 from textclass.files import atomic_open
 
 TABLE_READERS = {".csv": ",", ".tsv": "\t"}
+STREAM_READ = 1 << 16  # bytes read from a stream at a time: whatever is already there, up to this
+
+
+def load_predictor(path: str | Path) -> Any:
+    """Load what ``predict``, ``evaluate``, ``explain`` and ``serve`` run: a run directory or the
+    model directory inside it (``textclass.store.load_model``), or an ONNX export
+    (``textclass.runtime.load``); every file is verified against its manifest either way."""
+    from textclass.runtime import is_export, load
+    from textclass.store import MANIFEST, load_model
+
+    path = Path(path)
+    if is_export(path):
+        return load(path)
+    return load_model(path / "model" if (path / "model" / MANIFEST).is_file() else path)
 
 
 def iter_text_chunks(
@@ -161,3 +177,30 @@ def _line_chunks(stream: TextIO | io.TextIOBase, chunk_size: int) -> Iterator[li
             chunk = []
     if chunk:
         yield chunk
+
+
+def stream_predictions(clf: Any, fd: int, out: TextIO, *, chunk_size: int = 2048) -> int:
+    """Answer a live feed on file descriptor ``fd``: one JSON line per input line, flushed at once.
+
+    Each read takes what the feed already holds (a burst of lines is predicted in one call) but
+    never waits for more, so no line is held back. Blank lines are skipped. Returns the row count.
+    """
+    count = 0
+    for texts in _stream_lines(fd):
+        for start in range(0, len(texts), chunk_size):
+            count += _write_rows(predict_chunks(clf, [texts[start:start + chunk_size]]), out, "jsonl")
+        out.flush()
+    return count
+
+
+def _stream_lines(fd: int) -> Iterator[list[str]]:
+    """The complete, non-blank lines of each read of ``fd`` (the last line may lack its newline)."""
+    pending = b""
+    while block := os.read(fd, STREAM_READ):
+        *lines, pending = (pending + block).split(b"\n")
+        texts = [t for t in (line.decode("utf-8", errors="replace").rstrip("\r") for line in lines) if t.strip()]
+        if texts:
+            yield texts
+    tail = pending.decode("utf-8", errors="replace").rstrip("\r")
+    if tail.strip():
+        yield [tail]
