@@ -174,14 +174,49 @@ def test_model_health_and_docs(client, bow, bow_run):
     assert info["threshold"] == 0.5 and info["hyperparameters"] == {"C": 1.0}
     assert info["metrics"]["accuracy"] == metrics["accuracy"] and info["metrics"]["n"] == 150
     assert info["limits"] == {"max_texts": 256, "max_chars": 10000, "max_body_bytes": 1 << 20}
-    has_explain = callable(getattr(bow, "explain", None))
-    assert info["explain"] is has_explain
+    assert info["explain"] is True
     assert client.get("/health").json() == {"status": "ok", "model": "bow-logreg"}
     spec = client.get("/openapi.json").json()
-    assert {"/predict", "/model", "/health"} <= set(spec["paths"]) and ("/explain" in spec["paths"]) is has_explain
+    assert {"/predict", "/explain", "/model", "/health"} <= set(spec["paths"])
     texts = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["texts"]
     assert texts["maxItems"] == 256 and texts["items"]["maxLength"] == 10000
     assert client.get("/docs").status_code == 200
+
+
+def test_explain_gives_each_words_contribution_through_http(client, bow):
+    texts = ["The food was great", "Awful, the worst service"]
+    r = client.post("/explain", json={"texts": texts})
+    assert r.status_code == 200, r.text
+    found = r.json()["explanations"]
+    assert [e["text"] for e in found] == texts and [e["label"] for e in found] == [1, 0]
+    for e, direct in zip(found, bow.explain(texts)):
+        assert e["method"] == "exact" and e["score"] == pytest.approx(direct.score, abs=1e-9)
+        assert e["base"] + sum(w["weight"] for w in e["words"]) == pytest.approx(e["score"], abs=1e-6)
+        assert all(e["text"][w["start"]:w["end"]] == w["word"] for w in e["words"])
+    weights = {w["word"]: w["weight"] for w in found[0]["words"]}
+    assert weights["great"] > 0 and max(weights, key=weights.get) == "great"
+    other = client.post("/explain", json={"texts": texts[:1], "label": 0}).json()["explanations"][0]
+    assert other["label"] == 0 and other["score"] == pytest.approx(-found[0]["score"])
+    body = _error(client.post("/explain", json={"texts": texts, "label": "maybe"}), 422, "invalid_request")
+    assert "maybe" in body["detail"]
+    _error(client.post("/explain", json={"texts": []}), 422, "invalid_request")
+
+
+def test_an_onnx_export_serves_the_same_predictions(bow_run, bow, tmp_path):
+    from textclass.export import export
+
+    exported = load_predictor(export(bow_run, tmp_path / "onnx"))
+    assert type(exported).__module__ == "textclass.runtime"
+    with running(create_app(exported, batching=False)) as url:
+        info = httpx.get(f"{url}/model").json()
+        predictions = httpx.post(f"{url}/predict", json={"texts": SENTENCES}).json()["predictions"]
+        explained = httpx.post(f"{url}/explain", json={"texts": SENTENCES[:1]}).json()["explanations"][0]
+    assert info["name"] == "bow-logreg" and info["labels"] == [0, 1]
+    for p, row in zip(predictions, bow.predict_proba(SENTENCES)):
+        assert np.allclose(list(p["probabilities"].values()), row, atol=1e-5)
+    assert [p["label"] for p in predictions] == bow.predict(SENTENCES).tolist()
+    weights = {w["word"]: w["weight"] for w in explained["words"]}
+    assert explained["method"] == "occlusion" and max(weights, key=weights.get) == "great"
 
 
 def test_the_page_and_its_assets_come_from_the_service(client):

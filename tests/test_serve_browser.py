@@ -59,6 +59,12 @@ def test_type_a_sentence_and_see_the_label_and_one_bar_per_class(browser, page_u
     fill = bars.first.locator(".fill").evaluate("e => e.getBoundingClientRect().width / e.parentElement.getBoundingClientRect().width")
     shown = float(bars.first.locator(".value").inner_text().rstrip("%")) / 100
     assert shown > 0.5 and abs(fill - shown) < 0.02  # the bar is as long as the probability says
+    # The words are highlighted by their contribution: "great" is the strongest, towards "1".
+    sync_api.expect(page.locator("#explain")).to_be_visible()
+    great = page.locator("#explained-text span", has_text="great")
+    sync_api.expect(great).to_have_count(1)
+    assert float(great.get_attribute("title").split(": ")[1]) > 0
+    assert page.locator("#explained-text").inner_text() == "The food was great and the staff were lovely"
 
     page.fill("#text", "Awful, cold food and rude service")
     page.keyboard.press("Control+Enter")
