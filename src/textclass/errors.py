@@ -34,3 +34,21 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choice, or an empty string."""
     match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+class LabelWarning(UserWarning):
+    """A warning about some classes or tags; ``TextClassifier`` names them by the user's labels.
+
+    ``template`` holds ``{labels}``, filled with the labels' reprs when the warning is shown; a
+    model fitted on label codes raises it with codes, and ``relabel`` swaps in the names.
+    """
+
+    def __init__(self, template: str, labels: Iterable) -> None:
+        self.template, self.labels = template, list(labels)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return self.template.format(labels=", ".join(repr(label) for label in self.labels))
+
+    def relabel(self, names) -> LabelWarning:
+        return type(self)(self.template, [names[int(code)] for code in self.labels])
