@@ -312,3 +312,31 @@ def test_bow_logreg_uses_it_with_identical_probabilities(uci):
     np.testing.assert_array_equal(clf.predict_proba(texts), plain.predict_proba(texts))
     with pytest.raises(ValueError, match="string object received"):  # scikit-learn's own check
         clf.model_.named_steps["vectorizer"].transform("one string")
+
+
+# ---- nbsvm's NgramCountVectorizer: scikit-learn's vocabulary and matrices, from NumPy ----
+
+
+@pytest.mark.parametrize("kwargs", [{"ngram_range": (1, 3), "binary": True, "token_pattern": r"(?u)\b\w+\b|[!?]",
+                                     "dtype": np.float32},
+                                    {"ngram_range": (1, 2)}, {"ngram_range": (2, 3), "min_df": 2},
+                                    {"ngram_range": (1, 3), "min_df": 0.01, "max_df": 0.5, "lowercase": False},
+                                    {"ngram_range": (1, 2), "max_features": 50}],
+                         ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items() if k != "token_pattern"))
+def test_ngram_count_vectorizer_gives_scikit_learns_vocabulary_and_matrix(kwargs, uci, bbc, goemotions):
+    import skops.io as sio
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from textclass.models.linear import NgramCountVectorizer
+
+    for d in (uci, bbc, goemotions):
+        theirs, ours = CountVectorizer(**kwargs), NgramCountVectorizer(**kwargs)
+        fitted = theirs.fit_transform(d["X"]), ours.fit_transform(d["X"])
+        assert ours.vocabulary_ == theirs.vocabulary_
+        texts = d["new"] + ODD_TEXTS + d["X"][:50]
+        saved = sio.dumps(ours)
+        loaded = sio.loads(saved, trusted=sio.get_untrusted_types(data=saved))  # lookup rebuilt, not saved
+        for a, b in [fitted, (theirs.transform(texts), ours.transform(texts)),
+                     (theirs.transform(texts), loaded.transform(texts))]:
+            assert type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape
+            assert (a != b).nnz == 0
