@@ -150,7 +150,7 @@ def test_model_trains_predicts_and_round_trips(name, task, data, request, tmp_pa
         np.testing.assert_allclose(edge.sum(axis=1), 1.0, rtol=1e-5)
 
 
-# ---- tfidf-linear on tiny data: calibration folds follow the data ----
+# ---- tfidf-linear: held-out Platt scaling, two SVM fits, rare classes and tags fall back ----
 
 
 @pytest.mark.parametrize("n_per_class", [2, 3, 4])
@@ -158,51 +158,117 @@ def test_tfidf_linear_calibrates_on_few_examples_per_class(uci, n_per_class):
     pos = [t for t, y in zip(uci["X"], uci["y"]) if y == 1][:n_per_class]
     neg = [t for t, y in zip(uci["X"], uci["y"]) if y == 0][:n_per_class + 3]
     clf = TextClassifier("tfidf-linear", random_state=SEED).fit(pos + neg, [1] * len(pos) + [0] * len(neg))
-    assert clf.model_.named_steps["classifier"].n_folds_ == n_per_class
+    head = clf.model_.named_steps["classifier"]
+    assert head.uncalibrated_ == []  # each class held out at least once
+    assert 2 <= head.n_holdout_ < len(pos) + len(neg)
     proba = clf.predict_proba(uci["new"])
     assert proba.shape == (len(uci["new"]), 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
 
 
-def test_tfidf_linear_with_enough_data_is_sklearns_five_fold_calibration(uci):
+def test_tfidf_linear_fits_the_svm_twice_and_its_sigmoid_is_scikit_learns_platt(uci, bbc, monkeypatch):
     from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
     from sklearn.svm import LinearSVC
 
-    from textclass.models.linear import build_tfidf_linear
+    from textclass.models.linear import _platt, build_tfidf_linear
 
-    ours = build_tfidf_linear(random_state=SEED).fit(uci["X"], uci["y"])
-    assert ours.named_steps["classifier"].n_folds_ == 5
-    plain = build_tfidf_linear(random_state=SEED).set_params(
-        classifier=CalibratedClassifierCV(LinearSVC(random_state=SEED), method="sigmoid", cv=5, ensemble=False)
-    ).fit(uci["X"], uci["y"])
-    np.testing.assert_array_equal(ours.predict_proba(uci["new"]), plain.predict_proba(uci["new"]))
+    fits = []
+    original = LinearSVC.fit
+    monkeypatch.setattr(LinearSVC, "fit", lambda self, X, y, **kw: fits.append(len(y)) or original(self, X, y, **kw))
+    pipe = build_tfidf_linear(random_state=SEED).fit(bbc["X"], bbc["y"])
+    head = pipe.named_steps["classifier"]
+    assert fits == [len(bbc["y"]), len(bbc["y"]) - head.n_holdout_]  # not 5 folds + 1 refit
+    assert head.n_holdout_ == len(bbc["y"]) // 5 and head.uncalibrated_ == []
+    monkeypatch.setattr(LinearSVC, "fit", original)
 
-
-def test_tfidf_linear_single_example_class_is_a_data_error_naming_it(bbc):
-    from textclass.models.linear import build_tfidf_linear
-
-    X = bbc["X"][:30] + ["a lone article about the weather"]
-    y = bbc["y"][:30] + ["weather"]
-    with pytest.raises(DataError, match=r"class 'weather' has only 1 example.*at least 2"):
-        build_tfidf_linear().fit(X, y)
-    with pytest.raises(DataError, match="only 1 example"):
-        TextClassifier("tfidf-linear").fit(X, y)
-
-
-def test_tfidf_linear_multilabel_tag_in_one_row_is_a_data_error(goemotions):
-    X = goemotions["X"][:40]
-    y = [tags + ("rare",) if i == 0 else tags for i, tags in enumerate(goemotions["y"][:40])]
-    with pytest.raises(DataError, match="only 1 example.*every tag present in at least 2 rows"):
-        TextClassifier("tfidf-linear").fit(X, y)
+    # Platt's sigmoid on a held-out half, against scikit-learn's own sigmoid calibration of it.
+    X = pipe.named_steps["vectorizer"].transform(uci["X"])
+    y = np.asarray(uci["y"])
+    svm = LinearSVC(random_state=SEED).fit(X[::2], y[::2])
+    a, b = _platt(svm.decision_function(X[1::2]), y[1::2] == 1)
+    theirs = CalibratedClassifierCV(FrozenEstimator(svm), method="sigmoid").fit(X[1::2], y[1::2])
+    new = pipe.named_steps["vectorizer"].transform(uci["new"])
+    ours = 1 / (1 + np.exp(-(a * svm.decision_function(new) + b)))
+    np.testing.assert_allclose(ours, theirs.predict_proba(new)[:, 1], atol=1e-4)
 
 
-def test_tfidf_linear_cv_is_checked_at_fit():
+def test_tfidf_linear_single_example_class_falls_back_and_says_so(bbc):
+    from textclass.models.linear import CalibrationWarning
+
+    X = bbc["X"] + ["a lone article about the weather, rain and wind"]
+    y = bbc["y"] + ["weather"]
+    with pytest.warns(CalibrationWarning, match=r"^'weather': fewer than 2 examples") as caught:
+        clf = TextClassifier("tfidf-linear", random_state=SEED).fit(X, y)
+    assert len(caught) == 1
+    head = clf.model_.named_steps["classifier"]
+    assert head.uncalibrated_ == [clf.classes_.tolist().index("weather")]  # codes inside the pipeline
+    proba = clf.predict_proba(bbc["new"] + [X[-1]])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert clf.predict([X[-1]])[0] == "weather"  # its own text: the class it was fitted on
+    assert (clf.predict(bbc["new"]) != "weather").all()
+
+
+def test_tfidf_linear_rare_real_tags_are_kept_and_named_in_one_line():
+    """The first 400 GoEmotions training comments with all 28 tags: real rare tags."""
+    from textclass.models.linear import CalibrationWarning
+
+    df = real_dataset("goemotions", split="train").iloc[:400]
+    counts = pd.Series([t for tags in df["label"] for t in tags]).value_counts()
+    rare = sorted(t for t, c in counts.items() if c < 2)
+    assert rare  # real tag sets have them
+    with pytest.warns(CalibrationWarning) as caught:
+        clf = TextClassifier("tfidf-linear", random_state=SEED, n_jobs=2).fit(df["text"], df["label"])
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)
+    assert f"{len(rare)} of {len(counts)} tags" in str(caught[0].message)
+    assert all(repr(t) in str(caught[0].message) for t in rare)
+    ovr = clf.model_.named_steps["classifier"]
+    flagged = [clf.classes_[i] for i, est in zip(ovr.classes_, ovr.estimators_) if est.uncalibrated_]
+    assert sorted(flagged) == rare
+    proba = clf.predict_proba(df["text"].iloc[:50])
+    assert proba.shape == (50, len(counts)) and ((proba > 0) & (proba < 1)).all()
+    frequent = clf.classes_.tolist().index(counts.index[0])
+    assert proba[:, frequent].std() > 0.05  # a calibrated tag's probabilities follow the text
+
+
+def test_tfidf_linear_holdout_is_checked_at_fit():
     from textclass.models.linear import CalibratedLinearSVC
 
-    est = CalibratedLinearSVC(cv=1)  # __init__ stores, fit validates (scikit-learn's rule)
-    assert est.get_params()["cv"] == 1
-    with pytest.raises(ParameterError, match="cv must be an integer >= 2"):
+    est = CalibratedLinearSVC(holdout=1.5)  # __init__ stores, fit validates (scikit-learn's rule)
+    assert est.get_params()["holdout"] == 1.5
+    with pytest.raises(ParameterError, match=r"holdout must be a number in \(0, 1\)"):
         est.fit(np.eye(4), [0, 0, 1, 1])
+    with pytest.raises(DataError, match="at least 2 classes"):
+        CalibratedLinearSVC().fit(np.eye(4), [1, 1, 1, 1])
+
+
+# ---- nbsvm: NB-scaled logistic regressions folded into one linear map ----
+
+
+def test_nbsvm_is_logistic_regression_on_nb_scaled_features_in_parallel(bbc):
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from textclass.models.linear import NBSVM_TOKEN_PATTERN, build_nbsvm
+
+    one = build_nbsvm(random_state=SEED).fit(bbc["X"], bbc["y"])
+    two = build_nbsvm(random_state=SEED, n_jobs=2).fit(bbc["X"], bbc["y"])
+    np.testing.assert_array_equal(one.predict_proba(bbc["new"]), two.predict_proba(bbc["new"]))
+    head = one.named_steps["classifier"]
+    assert head.coef_.shape == head.ratios_.shape == (5, len(one.named_steps["vectorizer"].vocabulary_))
+
+    # The textbook recipe: binary 1-3-gram counts, r per class, LR on X * r, one-vs-rest, normalised.
+    vec = CountVectorizer(ngram_range=(1, 3), binary=True, token_pattern=NBSVM_TOKEN_PATTERN, dtype=np.float32)
+    X, new = vec.fit_transform(bbc["X"]), vec.transform(bbc["new"])
+    y = np.asarray(bbc["y"])
+    pos = []
+    for label in head.classes_:
+        p, q = X[y == label].sum(axis=0).A1 + 0.5, X[y != label].sum(axis=0).A1 + 0.5
+        r = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
+        lr = LogisticRegression(C=10.0, max_iter=1000, random_state=SEED).fit(X.multiply(r).tocsr(), y == label)
+        pos.append(lr.predict_proba(new.multiply(r).tocsr())[:, 1])
+    pos = np.column_stack(pos)
+    np.testing.assert_allclose(one.predict_proba(bbc["new"]), pos / pos.sum(axis=1, keepdims=True), atol=5e-4)
 
 
 # ---- bow-logreg's FastCountVectorizer: scikit-learn's matrices, faster ----
@@ -246,3 +312,31 @@ def test_bow_logreg_uses_it_with_identical_probabilities(uci):
     np.testing.assert_array_equal(clf.predict_proba(texts), plain.predict_proba(texts))
     with pytest.raises(ValueError, match="string object received"):  # scikit-learn's own check
         clf.model_.named_steps["vectorizer"].transform("one string")
+
+
+# ---- nbsvm's NgramCountVectorizer: scikit-learn's vocabulary and matrices, from NumPy ----
+
+
+@pytest.mark.parametrize("kwargs", [{"ngram_range": (1, 3), "binary": True, "token_pattern": r"(?u)\b\w+\b|[!?]",
+                                     "dtype": np.float32},
+                                    {"ngram_range": (1, 2)}, {"ngram_range": (2, 3), "min_df": 2},
+                                    {"ngram_range": (1, 3), "min_df": 0.01, "max_df": 0.5, "lowercase": False},
+                                    {"ngram_range": (1, 2), "max_features": 50}],
+                         ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items() if k != "token_pattern"))
+def test_ngram_count_vectorizer_gives_scikit_learns_vocabulary_and_matrix(kwargs, uci, bbc, goemotions):
+    import skops.io as sio
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from textclass.models.linear import NgramCountVectorizer
+
+    for d in (uci, bbc, goemotions):
+        theirs, ours = CountVectorizer(**kwargs), NgramCountVectorizer(**kwargs)
+        fitted = theirs.fit_transform(d["X"]), ours.fit_transform(d["X"])
+        assert ours.vocabulary_ == theirs.vocabulary_
+        texts = d["new"] + ODD_TEXTS + d["X"][:50]
+        saved = sio.dumps(ours)
+        loaded = sio.loads(saved, trusted=sio.get_untrusted_types(data=saved))  # lookup rebuilt, not saved
+        for a, b in [fitted, (theirs.transform(texts), ours.transform(texts)),
+                     (theirs.transform(texts), loaded.transform(texts))]:
+            assert type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape
+            assert (a != b).nnz == 0

@@ -45,3 +45,21 @@ class TextclassWarning(UserWarning):
 
 class MissingExtraError(TextclassError, ImportError):
     """An optional feature whose extra is not installed: names the pip command that installs it."""
+
+
+class LabelWarning(TextclassWarning):
+    """A warning about some classes or tags; ``TextClassifier`` names them by the user's labels.
+
+    ``template`` holds ``{labels}``, filled with the labels' reprs when the warning is shown; a
+    model fitted on label codes raises it with codes, and ``relabel`` swaps in the names.
+    """
+
+    def __init__(self, template: str, labels: Iterable) -> None:
+        self.template, self.labels = template, list(labels)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return self.template.format(labels=", ".join(repr(label) for label in self.labels))
+
+    def relabel(self, names) -> LabelWarning:
+        return type(self)(self.template, [names[int(code)] for code in self.labels])

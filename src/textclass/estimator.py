@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from textclass.errors import DataError, ParameterError, did_you_mean
+from textclass.errors import DataError, LabelWarning, ParameterError, did_you_mean
 
 PREDICT_BATCH = 512  # rows per forward pass: bounded memory, few distinct shapes to compile
 PREDICT_CHUNK = 16384  # texts tokenized at a time, so huge inputs stream in bounded memory
@@ -235,7 +236,13 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                 raise ParameterError(f"model {spec.name!r} does not support class_weight")
             weights = "balanced" if self.class_weight == "balanced" else self._class_weight(codes)
             est.set_params(**{k: weights for k in names})
-        self.model_ = est.fit(texts, codes)
+        with warnings.catch_warnings(record=True) as caught:
+            self.model_ = est.fit(texts, codes)
+        for w in caught:  # the model saw label codes: a LabelWarning is re-raised with the user's labels
+            if isinstance(w.message, LabelWarning):
+                warnings.warn(w.message.relabel(self.classes_.tolist()), stacklevel=3)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
         self.preprocessor_ = None
         self.history_ = {}
 

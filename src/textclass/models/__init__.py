@@ -116,7 +116,7 @@ MODELS: dict[str, ModelSpec] = {
     s.name: s
     for s in [
         _spec("bow-logreg", "CountVectorizer + LogisticRegression (tutorial experiment 1)",
-              "sklearn", "text", ("linear", "build_bow_logreg"), {"C": 1.0}, _LOG_C),
+              "sklearn", "text", ("linear", "build_bow_logreg"), {"C": 1.0, "n_jobs": None}, _LOG_C),
         _spec("bow-dense", "bag-of-words counts -> Dense(10, relu) -> output (experiment 2)",
               "keras", "bow", ("keras", "build_bow_dense"),
               {"max_features": None, "dense_units": 10, "epochs": 100, "batch_size": 10},
@@ -147,11 +147,11 @@ MODELS: dict[str, ModelSpec] = {
               trim="kernel_size"),
         _spec("tfidf-linear", "word 1-2 + char_wb 2-5 TF-IDF -> calibrated LinearSVC",
               "sklearn", "text", ("linear", "build_tfidf_linear"),
-              {"C": 1.0, "word_ngram_max": 2, "char_ngram_max": 5},
+              {"C": 1.0, "word_ngram_max": 2, "char_ngram_max": 5, "min_df": 1, "n_jobs": None},
               {**_LOG_C, "word_ngram_max": [1, 2, 3], "char_ngram_max": [4, 5, 6]}),
         _spec("nbsvm", "NBSVM (Wang & Manning 2012): NB log-count ratios on binary 1-3-grams + LR",
               "sklearn", "text", ("linear", "build_nbsvm"),
-              {"C": 10.0, "alpha": 0.5, "ngram_max": 3},
+              {"C": 10.0, "alpha": 0.5, "ngram_max": 3, "min_df": 1, "n_jobs": None},
               {**_LOG_C, "alpha": [0.25, 0.5, 1.0], "ngram_max": [2, 3]}),
         _spec("bilstm", "Embedding -> Bidirectional(LSTM) -> output (padding masked)",
               "keras", "sequences", ("keras", "build_bilstm"),

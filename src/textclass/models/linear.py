@@ -10,28 +10,32 @@ from __future__ import annotations
 import itertools
 import numbers
 import re
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn import get_config
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import LabelEncoder
 from sklearn.svm import LinearSVC
+from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
-from textclass.errors import DataError, ParameterError
+from textclass.errors import DataError, LabelWarning, ParameterError
 # CountVectorizer's default token pattern and its faster findall equivalent, shared with the runtime.
 from textclass.features import DEFAULT_TOKEN_PATTERN
 from textclass.features import DEFAULT_TOKENS as _DEFAULT_TOKENS
 
 
-def _head(clf: BaseEstimator, multilabel: bool) -> BaseEstimator:
-    return OneVsRestClassifier(clf) if multilabel else clf
+def _head(clf: BaseEstimator, multilabel: bool, n_jobs: int | None = None,
+          ovr: type[OneVsRestClassifier] = OneVsRestClassifier) -> BaseEstimator:
+    return ovr(clf, n_jobs=n_jobs) if multilabel else clf
 
 
 class FastCountVectorizer(CountVectorizer):
@@ -88,83 +92,357 @@ class FastCountVectorizer(CountVectorizer):
         return X if get_config()["sparse_interface"] == "sparray" else sp.csr_matrix(X)
 
 
+# Token patterns whose tokens never hold a space, so " ".join of n tokens splits back into them.
+_SPACELESS_PATTERNS = {DEFAULT_TOKEN_PATTERN: _DEFAULT_TOKENS, r"(?u)\b\w+\b|[!?]": re.compile(r"\w+|[!?]")}
+
+
+_TOKENIZE_CHUNK = 2048
+
+
+def _ngram_keys(codes: np.ndarray, lengths: np.ndarray, n: int, base: int) -> tuple[np.ndarray, np.ndarray]:
+    """(document, key) of every n-gram: ``key`` is the n token codes as digits in ``base``."""
+    doc = np.repeat(np.arange(len(lengths)), lengths)
+    pos = np.arange(len(codes)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    start = np.flatnonzero(pos <= lengths[doc] - n)
+    key = codes[start].astype(np.int64)
+    for k in range(1, n):
+        key = key * base + codes[start + k]
+    return doc[start], key
+
+
+class NgramCountVectorizer(CountVectorizer):
+    """``CountVectorizer`` for word n-grams, fitted and applied with NumPy: the same vocabulary
+    and matrices as scikit-learn's, several times faster and without a dict of every n-gram.
+
+    scikit-learn joins each n-gram into a string and counts it in a Python dict, for every
+    n-gram of every document (NBSVM's 1-3-grams of 25,000 reviews: tens of millions of strings).
+    Here tokens become integer codes once (pandas' hash factorisation), an n-gram is its codes as
+    one int64, vocabulary pruning (``min_df``, ``max_df``) works on those, and only the kept
+    n-grams are spelt out as strings for ``vocabulary_`` (sorted, as scikit-learn's). Other
+    configurations (custom analyzers, tokenizers, stop words, ``max_features``, a fixed
+    ``vocabulary``, token patterns that may match a space, codes too many for an int64) take
+    scikit-learn's own path.
+    """
+
+    def _fast_docs(self, raw_documents, fitting: bool) -> list[str] | None:
+        if (isinstance(raw_documents, str) or self.analyzer != "word" or self.input != "content"
+                or self.preprocessor is not None or self.tokenizer is not None
+                or self.stop_words is not None or self.strip_accents is not None
+                or self.token_pattern not in _SPACELESS_PATTERNS
+                or (fitting and (self.max_features is not None or self.vocabulary is not None))):
+            return None
+        docs = list(raw_documents)
+        if not docs or not all(type(d) is str for d in docs):
+            return None
+        return [d.lower() for d in docs] if self.lowercase else docs
+
+    def _codes(self, docs: list[str], tokens_index=None):
+        """Token codes, tokens per document, and the token index (grown when not given).
+
+        Documents are tokenized a chunk at a time, so only one chunk's token strings are alive.
+        """
+        import pandas as pd
+
+        findall = _SPACELESS_PATTERNS[self.token_pattern].findall
+        grow = tokens_index is None
+        index = pd.Index([], dtype=object) if grow else tokens_index
+        lengths = np.empty(len(docs), dtype=np.int64)
+        parts = []
+        for start in range(0, len(docs), _TOKENIZE_CHUNK):
+            tokens = list(map(findall, docs[start:start + _TOKENIZE_CHUNK]))
+            lengths[start:start + len(tokens)] = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+            flat = np.fromiter(itertools.chain.from_iterable(tokens), dtype=object,
+                               count=int(lengths[start:start + len(tokens)].sum()))
+            codes = index.get_indexer(flat)
+            if grow and (codes < 0).any():
+                index = index.append(pd.Index(pd.unique(flat[codes < 0]), dtype=object))
+                codes = index.get_indexer(flat)
+            parts.append(codes.astype(np.int64))
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64), lengths, index
+
+    def _fits_int64(self, n_tokens: int) -> bool:
+        return float(max(n_tokens, 2)) ** self.ngram_range[1] < 2.0**62
+
+    def fit_transform(self, raw_documents, y=None):
+        docs = self._fast_docs(raw_documents, fitting=True)
+        if docs is None:
+            return super().fit_transform(raw_documents, y)
+        self._validate_params()
+        self._validate_ngram_range()
+        codes, lengths, index = self._codes(docs)
+        base = len(index)
+        if not self._fits_int64(base):
+            return super().fit_transform(raw_documents, y)
+        blocks, orders, keys = [], [], []
+        for n in range(self.ngram_range[0], self.ngram_range[1] + 1):
+            doc, key = _ngram_keys(codes, lengths, n, base)
+            unique, inverse = np.unique(key, return_inverse=True)
+            blocks.append(self._matrix(doc, inverse, len(docs), len(unique)))
+            orders.append(np.full(len(unique), n))
+            keys.append(unique)
+        offset = sum(len(k) for k in keys)
+        if not offset:
+            raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+        X = sp.hstack(blocks, format="csr")
+        del blocks
+        df = np.bincount(X.indices, minlength=offset)
+        n_doc = len(docs)
+        high = self.max_df if isinstance(self.max_df, numbers.Integral) else self.max_df * n_doc
+        low = self.min_df if isinstance(self.min_df, numbers.Integral) else self.min_df * n_doc
+        if high < low:
+            raise ValueError("max_df corresponds to < documents than min_df")
+        kept = np.flatnonzero((df >= low) & (df <= high))
+        if not len(kept):
+            raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
+        orders, keys = np.concatenate(orders)[kept], np.concatenate(keys)[kept]
+        words = index.to_numpy(dtype=object)
+        names = np.empty(len(kept), dtype=object)
+        for n in np.unique(orders):
+            at = np.flatnonzero(orders == n)
+            digits, rest = [], keys[at]
+            for _ in range(n):
+                digits.append(words[rest % base])
+                rest = rest // base
+            names[at] = digits[0] if n == 1 else [" ".join(t) for t in zip(*reversed(digits))]
+        order = np.argsort(names, kind="stable")
+        self.vocabulary_ = dict(zip(names[order].tolist(), range(len(order))))
+        self.fixed_vocabulary_ = False
+        column = np.empty(len(order), dtype=np.int64)
+        column[order] = np.arange(len(order))
+        by_order = {int(n): (keys[orders == n], column[orders == n]) for n in np.unique(orders)}  # keys sorted
+        self._keys_cache = (self.vocabulary_, (index, base, by_order))
+        return self._finish(X[:, kept[order]])
+
+    @staticmethod
+    def _matrix(rows: np.ndarray, cols: np.ndarray, n_docs: int, n_cols: int) -> sp.csr_matrix:
+        """Counts from (row, column) pairs whose rows never decrease: CSR directly, no COO copy."""
+        indptr = np.zeros(n_docs + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_docs), out=indptr[1:])
+        index = np.int32 if max(n_cols, indptr[-1]) < np.iinfo(np.int32).max else np.int64
+        X = sp.csr_matrix((np.ones(len(cols), dtype=np.int32), cols.astype(index), indptr.astype(index)),
+                          shape=(n_docs, n_cols))
+        X.sum_duplicates()
+        return X
+
+    def _finish(self, X):
+        X.has_sorted_indices = False  # column indexing may leave the flag set on unsorted rows
+        X.sort_indices()
+        if self.binary:
+            X.data.fill(1)
+        return X.astype(self.dtype)
+
+    def _lookup(self):
+        """Per n-gram order, the sorted keys of the vocabulary and their columns (cached)."""
+        cached = self.__dict__.get("_keys_cache")
+        if cached is not None and cached[0] is self.vocabulary_:
+            return cached[1]
+        import pandas as pd
+
+        grams = [g.split(" ") for g in self.vocabulary_]
+        lengths = np.fromiter(map(len, grams), dtype=np.int64, count=len(grams))
+        codes, words = pd.factorize(np.fromiter(itertools.chain.from_iterable(grams), dtype=object,
+                                                count=int(lengths.sum())))
+        codes, base = codes.astype(np.int64), len(words)
+        column = np.fromiter(self.vocabulary_.values(), dtype=np.int64, count=len(grams))
+        key = np.zeros(len(grams), dtype=np.int64)
+        ends = np.cumsum(lengths)
+        for k in range(int(lengths.max())):
+            has = lengths > k
+            key[has] = key[has] * base + codes[(ends - lengths)[has] + k]
+        by_order = {}
+        for n in np.unique(lengths):
+            at = np.flatnonzero(lengths == n)
+            sort = np.argsort(key[at])
+            by_order[int(n)] = (key[at][sort], column[at][sort])
+        lookup = (pd.Index(words), base, by_order)
+        self._keys_cache = (self.vocabulary_, lookup)
+        return lookup
+
+    def transform(self, raw_documents):
+        docs = self._fast_docs(raw_documents, fitting=False)
+        if docs is None:
+            return super().transform(raw_documents)
+        self._check_vocabulary()
+        index, base, by_order = self._lookup()
+        if not self._fits_int64(base):
+            return super().transform(raw_documents)
+        codes, lengths, _ = self._codes(docs, index)
+        X = sp.csr_matrix((len(docs), len(self.vocabulary_)), dtype=np.int32)
+        for n, (known, column) in by_order.items():  # disjoint columns per order: a sum of matrices
+            doc, key = _ngram_keys(np.where(codes < 0, 0, codes), lengths, n, base)
+            unseen = _ngram_keys((codes < 0).astype(np.int64), lengths, n, 2)[1] > 0
+            at = np.minimum(np.searchsorted(known, key), len(known) - 1)
+            hit = (known[at] == key) & ~unseen
+            X = X + self._matrix(doc[hit], column[at[hit]], len(docs), len(self.vocabulary_))
+        return self._finish(X)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_keys_cache", None)  # rebuilt from vocabulary_ on first use; not saved
+        return state
+
+
 def build_bow_logreg(
-    *, multilabel: bool = False, random_state: int | None = None, C: float = 1.0
+    *, multilabel: bool = False, random_state: int | None = None, C: float = 1.0, n_jobs: int | None = None
 ) -> Pipeline:
     """The tutorial's baseline (experiment 1): ``CountVectorizer()`` + ``LogisticRegression()``.
 
     The vectorizer is ``FastCountVectorizer``: CountVectorizer's defaults and matrices, faster
-    to predict with.
+    to predict with. ``n_jobs``: tags fitted at once (multi-label).
     """
     return Pipeline(
         [
             ("vectorizer", FastCountVectorizer()),
-            ("classifier", _head(LogisticRegression(C=C, random_state=random_state), multilabel)),
+            ("classifier", _head(LogisticRegression(C=C, random_state=random_state), multilabel, n_jobs)),
         ]
     )
 
 
-class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
-    """A LinearSVC whose margins become probabilities by Platt scaling on internal folds.
+# Vocabulary floors, chosen on UCI 10-fold CV (bench/bench_linear.py --min-df) and bench_scale.py.
+TFIDF_MIN_DF = 1
+NBSVM_MIN_DF = 1
 
-    ``CalibratedClassifierCV(LinearSVC(), method="sigmoid", cv=k, ensemble=False)``: margins
-    predicted out-of-fold on ``k`` stratified folds fit the sigmoid, then one SVM is refitted on
-    all rows. ``k`` is ``cv``, lowered at fit to the smallest class count, so a few examples per
-    class still calibrate (every fold must hold each class once); a class with fewer than 2
-    examples cannot be calibrated and is a ``DataError`` naming it.
+
+class CalibrationWarning(LabelWarning):
+    """Some classes or tags had too few examples for held-out calibration (see ``CalibratedLinearSVC``)."""
+
+
+def _platt(scores: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+    """Platt's sigmoid ``p = 1 / (1 + exp(-(a * score + b)))`` with his smoothed targets.
+
+    The targets (N+ + 1) / (N+ + 2) and 1 / (N- + 2) keep the fit finite on separable scores;
+    each row enters twice, as a positive and a negative weighted by its target, so a plain
+    unpenalised logistic regression minimises Platt's cross-entropy.
+    """
+    n_pos = int(positive.sum())
+    target = np.where(positive, (n_pos + 1) / (n_pos + 2), 1 / (len(positive) - n_pos + 2))
+    x = np.concatenate([scores, scores]).reshape(-1, 1)
+    y = np.concatenate([np.ones(len(scores)), np.zeros(len(scores))])
+    lr = LogisticRegression(C=np.inf, tol=1e-10).fit(x, y, sample_weight=np.concatenate([target, 1 - target]))
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+
+class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
+    """A LinearSVC whose margins become probabilities by Platt scaling on held-out rows.
+
+    Two SVM fits, not the k + 1 of cross-validated calibration: one on all rows but a stratified
+    ``holdout`` share, whose margins on the held-out rows fit one sigmoid per class (Platt's, as
+    ``CalibratedClassifierCV(method="sigmoid")``), and the final one on all rows, to which those
+    sigmoids apply (as ``CalibratedClassifierCV(ensemble=False)`` applies out-of-fold ones). With
+    few examples per class the held-out share grows to ``1 / (smallest class count)`` so each
+    class is held out at least once. A class (or tag) seen in fewer than 2 rows (or absent from
+    fewer than 2) cannot be held out: it is not refused, its sigmoid is fitted on the final SVM's
+    training margins instead (optimistic: no held-out rows), it is listed in ``uncalibrated_``,
+    and a one-line ``CalibrationWarning`` names it.
 
     Parameters
     ----------
     C : float
         Inverse regularisation strength of the SVM.
-    cv : int
-        Calibration folds when every class has at least that many examples.
+    holdout : float
+        Share of the rows held out to fit the sigmoids, in (0, 1).
     class_weight : None, "balanced" or dict
         Passed to the LinearSVC.
     random_state : int or None
-        Passed to the LinearSVC.
+        Passed to the LinearSVC and the hold-out split.
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-    n_folds_ : int
-        The calibration folds used: ``min(cv, smallest class count)``.
-    calibrated_ : CalibratedClassifierCV
+    svm_ : LinearSVC
+        Fitted on all rows; ``coef_`` (n_models, n_features) and ``intercept_`` (n_models,) give
+        the margins, one model for two classes, one per class otherwise.
+    sigmoid_coef_, sigmoid_intercept_ : ndarray of shape (n_models,)
+        ``P(class) = 1 / (1 + exp(-(sigmoid_coef_ * margin + sigmoid_intercept_)))``; more than two
+        classes: normalised to sum to 1 (scikit-learn's rule).
+    n_holdout_ : int
+        Held-out rows the sigmoids were fitted on.
+    uncalibrated_ : list
+        Classes whose sigmoid was fitted on training margins.
     """
 
-    def __init__(self, C: float = 1.0, cv: int = 5, class_weight=None, random_state: int | None = None):
+    def __init__(self, C: float = 1.0, holdout: float = 0.2, class_weight=None, random_state: int | None = None):
         self.C = C
-        self.cv = cv
+        self.holdout = holdout
         self.class_weight = class_weight
         self.random_state = random_state
 
+    def _svm(self) -> LinearSVC:
+        return LinearSVC(C=self.C, class_weight=self.class_weight, random_state=self.random_state)
+
     def fit(self, X, y) -> CalibratedLinearSVC:
-        if not isinstance(self.cv, numbers.Integral) or isinstance(self.cv, bool) or self.cv < 2:
-            raise ParameterError(f"cv must be an integer >= 2, got {self.cv!r}")
-        classes, counts = np.unique(np.asarray(y), return_counts=True)
+        if not isinstance(self.holdout, numbers.Real) or isinstance(self.holdout, bool) or not 0 < self.holdout < 1:
+            raise ParameterError(f"holdout must be a number in (0, 1), got {self.holdout!r}")
+        y = np.asarray(y)
+        classes, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
         if len(classes) < 2:
             raise DataError(f"calibrating probabilities needs at least 2 classes, got only {classes.tolist()!r}")
-        rarest = int(np.argmin(counts))
-        if counts[rarest] < 2:
-            raise DataError(
-                f"class {classes[rarest].item()!r} has only 1 example; calibrating "
-                "tfidf-linear's probabilities needs at least 2 examples of every class (for "
-                "multi-label data: every tag present in at least 2 rows and absent from at least 2)"
-            )
-        self.n_folds_ = int(min(self.cv, counts[rarest]))
-        svm = LinearSVC(C=self.C, class_weight=self.class_weight, random_state=self.random_state)
-        self.calibrated_ = CalibratedClassifierCV(svm, method="sigmoid", cv=self.n_folds_, ensemble=False)
-        self.calibrated_.fit(X, y)
-        self.classes_ = self.calibrated_.classes_
-        self.n_features_in_ = self.calibrated_.n_features_in_
+        # Singletons stay in training; the rest is split, stratified, at least one row per class held out.
+        splittable = np.flatnonzero(counts[codes] >= 2)
+        held = np.arange(0)
+        if len(np.unique(codes[splittable])) >= 2:
+            share = max(self.holdout, 1 / counts[counts >= 2].min())
+            _, held = train_test_split(splittable, test_size=share, stratify=codes[splittable],
+                                       random_state=self.random_state)
+        train = np.setdiff1d(np.arange(len(y)), held)
+        self.svm_ = self._svm().fit(X, y)
+        margins = self._margins(self.svm_, X)
+        targets = np.eye(len(classes), dtype=bool)[codes]
+        targets = targets[:, 1:] if len(classes) == 2 else targets
+        if len(held):
+            part = self._svm().fit(X[train], y[train])
+            held_margins = self._margins(part, X[held])
+        a, b, uncalibrated = np.empty(targets.shape[1]), np.empty(targets.shape[1]), []
+        for j in range(targets.shape[1]):
+            t = targets[held, j]
+            if t.any() and not t.all():
+                a[j], b[j] = _platt(held_margins[:, j], t)
+            else:
+                a[j], b[j] = _platt(margins[:, j], targets[:, j])
+                uncalibrated.append(classes[j + (len(classes) == 2)].item())
+        self.classes_ = classes
+        self.sigmoid_coef_, self.sigmoid_intercept_ = a, b
+        self.n_holdout_ = len(held)
+        self.uncalibrated_ = uncalibrated
+        self.n_features_in_ = self.svm_.n_features_in_
+        if uncalibrated:
+            warnings.warn(CalibrationWarning(
+                "{labels}: fewer than 2 examples to hold out; probabilities from a sigmoid on training "
+                "margins, not held-out ones", uncalibrated), stacklevel=2)
         return self
+
+    @staticmethod
+    def _margins(svm: LinearSVC, X) -> np.ndarray:
+        m = svm.decision_function(X)
+        return m.reshape(-1, 1) if m.ndim == 1 else m
 
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self)
-        return self.calibrated_.predict_proba(X)
+        p = expit(self._margins(self.svm_, X) * self.sigmoid_coef_ + self.sigmoid_intercept_)
+        if len(self.classes_) == 2:
+            return np.column_stack([1.0 - p[:, 0], p[:, 0]])
+        total = p.sum(axis=1, keepdims=True)
+        return np.divide(p, total, out=np.full_like(p, 1 / len(self.classes_)), where=total > 0)
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class CalibratedOneVsRest(OneVsRestClassifier):
+    """``OneVsRestClassifier`` for calibrated tags: the tags that could not be calibrated on
+    held-out rows are named in one warning for all, not one per tag."""
+
+    def fit(self, X, y, **fit_params) -> CalibratedOneVsRest:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CalibrationWarning)
+            super().fit(X, y, **fit_params)
+        rare = [c.item() for c, est in zip(self.classes_, self.estimators_) if getattr(est, "uncalibrated_", None)]
+        if rare:
+            warnings.warn(CalibrationWarning(
+                f"{len(rare)} of {len(self.classes_)} tags ({{labels}}) are in (or missing from) fewer than "
+                "2 rows: their probabilities come from a sigmoid on training margins, not held-out ones", rare),
+                stacklevel=2)
+        return self
 
 
 def build_tfidf_linear(
@@ -174,26 +452,29 @@ def build_tfidf_linear(
     C: float = 1.0,
     word_ngram_max: int = 2,
     char_ngram_max: int = 5,
+    min_df: int = TFIDF_MIN_DF,
+    n_jobs: int | None = None,
 ) -> Pipeline:
     """Word 1..n and char_wb 2..m TF-IDF (sublinear tf), concatenated, + a calibrated LinearSVC.
 
     Character n-grams inside word boundaries catch misspellings and morphology that a word
     vocabulary of a few thousand sentences misses. The SVM's margins become probabilities through
-    Platt scaling (``CalibratedLinearSVC``).
+    Platt scaling (``CalibratedLinearSVC``). ``min_df``: n-grams kept must occur in that many
+    texts (both vocabularies). ``n_jobs``: tags fitted at once (multi-label).
     """
     features = FeatureUnion(
         [
-            ("word", TfidfVectorizer(ngram_range=(1, word_ngram_max), sublinear_tf=True)),
+            ("word", TfidfVectorizer(ngram_range=(1, word_ngram_max), sublinear_tf=True, min_df=min_df)),
             (
                 "char",
                 TfidfVectorizer(
-                    analyzer="char_wb", ngram_range=(2, char_ngram_max), sublinear_tf=True
+                    analyzer="char_wb", ngram_range=(2, char_ngram_max), sublinear_tf=True, min_df=min_df
                 ),
             ),
         ]
     )
     clf = CalibratedLinearSVC(C=C, random_state=random_state)
-    return Pipeline([("vectorizer", features), ("classifier", _head(clf, multilabel))])
+    return Pipeline([("vectorizer", features), ("classifier", _head(clf, multilabel, n_jobs, CalibratedOneVsRest))])
 
 
 class NBLogisticRegression(ClassifierMixin, BaseEstimator):
@@ -202,7 +483,8 @@ class NBLogisticRegression(ClassifierMixin, BaseEstimator):
     For each class, the log-count ratio ``r = log((p / |p|_1) / (q / |q|_1))`` (``p``, ``q``:
     feature counts plus ``alpha`` in that class and in the rest) rescales the binarized features,
     ``X * r``, and a binary logistic regression is fitted on them. More than two classes: one
-    such model per class (one-vs-rest), probabilities normalised to sum to 1.
+    such model per class (one-vs-rest, ``n_jobs`` at once), probabilities normalised to sum to 1.
+    Since ``(X * r) @ w = X @ (r * w)``, prediction is one sparse product with ``coef_``.
 
     Parameters
     ----------
@@ -212,45 +494,52 @@ class NBLogisticRegression(ClassifierMixin, BaseEstimator):
         Smoothing added to the feature counts.
     random_state : int or None
         Passed to each LogisticRegression.
+    n_jobs : int or None
+        Binary models fitted at once (joblib's convention; None: one, or the ``parallel_config``).
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
     ratios_ : ndarray of shape (n_models, n_features)
         The log-count ratio per binary model (one model for two classes).
-    estimators_ : list of LogisticRegression
+    coef_ : ndarray of shape (n_models, n_features)
+        Weights on the binarized features: the regression's weights times ``ratios_``.
+    intercept_ : ndarray of shape (n_models,)
     """
 
-    def __init__(self, C: float = 1.0, alpha: float = 1.0, random_state: int | None = None):
+    def __init__(self, C: float = 1.0, alpha: float = 1.0, random_state: int | None = None,
+                 n_jobs: int | None = None):
         self.C = C
         self.alpha = alpha
         self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _fit_one(self, X: sp.csr_matrix, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        p = np.asarray(X[positive].sum(axis=0)).ravel() + self.alpha
+        q = np.asarray(X[~positive].sum(axis=0)).ravel() + self.alpha
+        r = np.log((p / p.sum()) / (q / q.sum())).astype(X.dtype)
+        scaled = X.copy()
+        scaled.data *= r[scaled.indices]
+        clf = LogisticRegression(C=self.C, max_iter=1000, random_state=self.random_state)
+        clf.fit(scaled, positive.astype(int))
+        return r, clf.coef_[0] * r, float(clf.intercept_[0])
 
     def fit(self, X, y) -> NBLogisticRegression:
-        X = sp.csr_matrix(X, dtype=np.float64)
+        X = sp.csr_matrix(X, dtype=np.float32)
         encoder = LabelEncoder().fit(y)
         self.classes_ = encoder.classes_
         codes = encoder.transform(y)
         targets = [codes == 1] if len(self.classes_) == 2 else [codes == k for k in range(len(self.classes_))]
-        ratios, estimators = [], []
-        for positive in targets:
-            p = np.asarray(X[positive].sum(axis=0)).ravel() + self.alpha
-            q = np.asarray(X[~positive].sum(axis=0)).ravel() + self.alpha
-            r = np.log((p / p.sum()) / (q / q.sum()))
-            clf = LogisticRegression(C=self.C, max_iter=1000, random_state=self.random_state)
-            estimators.append(clf.fit(X.multiply(r).tocsr(), positive.astype(int)))
-            ratios.append(r)
-        self.ratios_ = np.vstack(ratios)
-        self.estimators_ = estimators
+        fits = Parallel(n_jobs=self.n_jobs)(delayed(self._fit_one)(X, positive) for positive in targets)
+        self.ratios_ = np.vstack([r for r, _, _ in fits])
+        self.coef_ = np.vstack([w for _, w, _ in fits])
+        self.intercept_ = np.array([b for _, _, b in fits])
         self.n_features_in_ = X.shape[1]
         return self
 
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self)
-        X = sp.csr_matrix(X, dtype=np.float64)
-        pos = np.column_stack(
-            [est.predict_proba(X.multiply(r).tocsr())[:, 1] for est, r in zip(self.estimators_, self.ratios_)]
-        )
+        pos = expit(sp.csr_matrix(X, dtype=np.float32) @ self.coef_.T + self.intercept_)
         if len(self.classes_) == 2:
             return np.column_stack([1.0 - pos[:, 0], pos[:, 0]])
         return pos / pos.sum(axis=1, keepdims=True)
@@ -270,10 +559,17 @@ def build_nbsvm(
     C: float = 10.0,
     alpha: float = 0.5,
     ngram_max: int = 3,
+    min_df: int = NBSVM_MIN_DF,
+    n_jobs: int | None = None,
 ) -> Pipeline:
-    """NBSVM: binarized word 1..n-gram counts, log-count-ratio scaling, logistic regression."""
-    clf = NBLogisticRegression(C=C, alpha=alpha, random_state=random_state)
-    vectorizer = CountVectorizer(
-        ngram_range=(1, ngram_max), binary=True, token_pattern=NBSVM_TOKEN_PATTERN
+    """NBSVM: binarized word 1..n-gram counts, log-count-ratio scaling, logistic regression.
+
+    ``min_df``: n-grams kept must occur in that many texts. ``n_jobs``: classes (one-vs-rest) or
+    tags fitted at once.
+    """
+    clf = NBLogisticRegression(C=C, alpha=alpha, random_state=random_state, n_jobs=None if multilabel else n_jobs)
+    vectorizer = NgramCountVectorizer(
+        ngram_range=(1, ngram_max), binary=True, token_pattern=NBSVM_TOKEN_PATTERN, min_df=min_df,
+        dtype=np.float32,
     )
-    return Pipeline([("vectorizer", vectorizer), ("classifier", _head(clf, multilabel))])
+    return Pipeline([("vectorizer", vectorizer), ("classifier", _head(clf, multilabel, n_jobs))])
