@@ -160,7 +160,7 @@ def test_tfidf_linear_calibrates_on_few_examples_per_class(uci, n_per_class):
     clf = TextClassifier("tfidf-linear", random_state=SEED).fit(pos + neg, [1] * len(pos) + [0] * len(neg))
     head = clf.model_.named_steps["classifier"]
     assert head.uncalibrated_ == []  # each class held out at least once
-    assert 2 <= head.n_holdout_ < len(pos) + len(neg)
+    assert head.n_holdout_ == len(pos) + len(neg)  # small data: every row out-of-fold
     proba = clf.predict_proba(uci["new"])
     assert proba.shape == (len(uci["new"]), 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
@@ -171,14 +171,19 @@ def test_tfidf_linear_fits_the_svm_twice_and_its_sigmoid_is_scikit_learns_platt(
     from sklearn.frozen import FrozenEstimator
     from sklearn.svm import LinearSVC
 
+    from textclass.models import linear
     from textclass.models.linear import _platt, build_tfidf_linear
 
     fits = []
     original = LinearSVC.fit
     monkeypatch.setattr(LinearSVC, "fit", lambda self, X, y, **kw: fits.append(len(y)) or original(self, X, y, **kw))
+    build_tfidf_linear(random_state=SEED).fit(bbc["X"], bbc["y"])
+    assert len(fits) == 1 + 5  # small data: 5 folds out-of-fold, then all rows
+    fits.clear()
+    monkeypatch.setattr(linear, "MIN_HOLDOUT_ROWS", 10)  # as if the data were large
     pipe = build_tfidf_linear(random_state=SEED).fit(bbc["X"], bbc["y"])
     head = pipe.named_steps["classifier"]
-    assert fits == [len(bbc["y"]), len(bbc["y"]) - head.n_holdout_]  # not 5 folds + 1 refit
+    assert fits == [len(bbc["y"]), len(bbc["y"]) - head.n_holdout_]  # one hold-out, not 5 folds + 1 refit
     assert head.n_holdout_ == len(bbc["y"]) // 5 and head.uncalibrated_ == []
     monkeypatch.setattr(LinearSVC, "fit", original)
 

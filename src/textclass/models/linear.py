@@ -19,7 +19,7 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import LabelEncoder
@@ -303,6 +303,10 @@ TFIDF_MIN_DF = 1
 NBSVM_MIN_DF = 1
 
 
+# Below this many held-out rows, tfidf-linear calibrates on k-fold out-of-fold margins instead.
+MIN_HOLDOUT_ROWS = 1000
+
+
 class CalibrationWarning(LabelWarning):
     """Some classes or tags had too few examples for held-out calibration (see ``CalibratedLinearSVC``)."""
 
@@ -328,9 +332,10 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
     Two SVM fits, not the k + 1 of cross-validated calibration: one on all rows but a stratified
     ``holdout`` share, whose margins on the held-out rows fit one sigmoid per class (Platt's, as
     ``CalibratedClassifierCV(method="sigmoid")``), and the final one on all rows, to which those
-    sigmoids apply (as ``CalibratedClassifierCV(ensemble=False)`` applies out-of-fold ones). With
-    few examples per class the held-out share grows to ``1 / (smallest class count)`` so each
-    class is held out at least once. A class (or tag) seen in fewer than 2 rows (or absent from
+    sigmoids apply (as ``CalibratedClassifierCV(ensemble=False)`` applies out-of-fold ones). When
+    the hold-out would have fewer than ``MIN_HOLDOUT_ROWS`` rows, its sigmoid would be noisy and
+    folds are cheap: the margins come out-of-fold from ``round(1 / holdout)`` stratified folds
+    (fewer if a class has fewer examples), as in ``CalibratedClassifierCV(cv=5, ensemble=False)``. A class (or tag) seen in fewer than 2 rows (or absent from
     fewer than 2) cannot be held out: it is not refused, its sigmoid is fitted on the final SVM's
     training margins instead (optimistic: no held-out rows), it is listed in ``uncalibrated_``,
     and a one-line ``CalibrationWarning`` names it.
@@ -356,7 +361,7 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
         ``P(class) = 1 / (1 + exp(-(sigmoid_coef_ * margin + sigmoid_intercept_)))``; more than two
         classes: normalised to sum to 1 (scikit-learn's rule).
     n_holdout_ : int
-        Held-out rows the sigmoids were fitted on.
+        Held-out (or out-of-fold) rows the sigmoids were fitted on.
     uncalibrated_ : list
         Classes whose sigmoid was fitted on training margins.
     """
@@ -379,19 +384,25 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
             raise DataError(f"calibrating probabilities needs at least 2 classes, got only {classes.tolist()!r}")
         # Singletons stay in training; the rest is split, stratified, at least one row per class held out.
         splittable = np.flatnonzero(counts[codes] >= 2)
-        held = np.arange(0)
+        splits = []  # (training rows, held-out rows); singletons always train
         if len(np.unique(codes[splittable])) >= 2:
-            share = max(self.holdout, 1 / counts[counts >= 2].min())
-            _, held = train_test_split(splittable, test_size=share, stratify=codes[splittable],
-                                       random_state=self.random_state)
-        train = np.setdiff1d(np.arange(len(y)), held)
+            fewest = counts[counts >= 2].min()
+            if self.holdout * len(splittable) >= MIN_HOLDOUT_ROWS:
+                _, held = train_test_split(splittable, test_size=max(self.holdout, 1 / fewest),
+                                           stratify=codes[splittable], random_state=self.random_state)
+                splits = [held]
+            else:  # a small hold-out gives a noisy sigmoid, and folds of small data are cheap
+                folds = StratifiedKFold(int(min(round(1 / self.holdout), fewest)))  # CalibratedClassifierCV's
+                splits = [splittable[f] for _, f in folds.split(splittable, codes[splittable])]
         self.svm_ = self._svm().fit(X, y)
         margins = self._margins(self.svm_, X)
         targets = np.eye(len(classes), dtype=bool)[codes]
         targets = targets[:, 1:] if len(classes) == 2 else targets
-        if len(held):
-            part = self._svm().fit(X[train], y[train])
-            held_margins = self._margins(part, X[held])
+        held = np.concatenate(splits) if splits else np.arange(0)
+        if splits:
+            held_margins = np.vstack([
+                self._margins(self._svm().fit(X[rest], y[rest]), X[part])
+                for part in splits for rest in [np.setdiff1d(np.arange(len(y)), part)]])
         a, b, uncalibrated = np.empty(targets.shape[1]), np.empty(targets.shape[1]), []
         for j in range(targets.shape[1]):
             t = targets[held, j]
