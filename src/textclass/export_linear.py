@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier, _ConstantPredictor
@@ -103,23 +102,16 @@ def _logreg(est: LogisticRegression) -> LinearHead:
 
 
 def _nblogreg(est: NBLogisticRegression) -> LinearHead:
-    # (X * r) @ w == X @ (r * w): the NB scaling folds into the weights.
-    W = np.column_stack([r * m.coef_[0] for r, m in zip(est.ratios_, est.estimators_)])
-    b = np.array([m.intercept_[0] for m in est.estimators_], dtype=np.float64)
-    return _binary_or(LinearHead(W, b, ""), "sigmoid_normalized")
+    # coef_ already folds the NB scaling into the weights: (X * r) @ w == X @ (r * w).
+    W = np.asarray(est.coef_, dtype=np.float64).T
+    return _binary_or(LinearHead(W, np.asarray(est.intercept_, dtype=np.float64), ""), "sigmoid_normalized")
 
 
 def _calibrated_svc(est: CalibratedLinearSVC) -> LinearHead:
-    cal: CalibratedClassifierCV = est.calibrated_
-    if cal.method != "sigmoid" or len(cal.calibrated_classifiers_) != 1:
-        raise ParameterError("cannot export a calibration other than one sigmoid (ensemble=False)")
-    inner = cal.calibrated_classifiers_[0]
-    svm = inner.estimator
-    a = np.array([c.a_ for c in inner.calibrators], dtype=np.float64)
-    bc = np.array([c.b_ for c in inner.calibrators], dtype=np.float64)
-    # Platt: p = expit(-(a * f + b)) with f = x @ w + c: fold into one affine map.
-    W = svm.coef_.T.astype(np.float64) * -a
-    b = -(a * svm.intercept_ + bc)
+    # Platt: p = expit(a * f + b) with f = x @ w + c, folded into one affine map.
+    a, bc = np.asarray(est.sigmoid_coef_, dtype=np.float64), np.asarray(est.sigmoid_intercept_, dtype=np.float64)
+    W = np.asarray(est.svm_.coef_, dtype=np.float64).T * a
+    b = a * np.asarray(est.svm_.intercept_, dtype=np.float64) + bc
     return _binary_or(LinearHead(W, b, ""), "sigmoid_normalized")
 
 

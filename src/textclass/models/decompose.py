@@ -264,15 +264,18 @@ def _(clf: LogisticRegression) -> Form:
 
 @linear_form.register
 def _(clf: NBLogisticRegression) -> Form:
-    # Each model is a logistic regression on x * r: its score is (coef * r) @ x + intercept.
-    coef = np.vstack([est.coef_[0] * r for est, r in zip(clf.estimators_, clf.ratios_)])
-    intercept = np.array([est.intercept_[0] for est in clf.estimators_], dtype=np.float64)
+    # coef_ already holds each model's weights times its log-count ratios, on the binary features.
+    coef, intercept = np.asarray(clf.coef_, dtype=np.float64), np.asarray(clf.intercept_, dtype=np.float64)
     return _binary(coef[0], intercept[0]) if len(clf.classes_) == 2 else (coef, intercept)
 
 
 @linear_form.register
-def _(clf: CalibratedLinearSVC) -> Form | None:
-    return linear_form(getattr(clf, "calibrated_", None))  # the CalibratedClassifierCV inside
+def _(clf: CalibratedLinearSVC) -> Form:
+    # Platt scaling of the SVM's margins: p = sigmoid(a (w x + c) + b), so each score is affine.
+    a, b = np.asarray(clf.sigmoid_coef_, dtype=np.float64), np.asarray(clf.sigmoid_intercept_, dtype=np.float64)
+    coef = a[:, None] * np.asarray(clf.svm_.coef_, dtype=np.float64)
+    intercept = a * np.asarray(clf.svm_.intercept_, dtype=np.float64) + b
+    return _binary(coef[0], intercept[0]) if len(clf.classes_) == 2 else (coef, intercept)
 
 
 @linear_form.register

@@ -533,7 +533,8 @@ class NBLogisticRegression(ClassifierMixin, BaseEstimator):
         scaled.data *= r[scaled.indices]
         clf = LogisticRegression(C=self.C, max_iter=1000, random_state=self.random_state)
         clf.fit(scaled, positive.astype(int))
-        return r, clf.coef_[0] * r, float(clf.intercept_[0])
+        # float64 weights: the binary features are exact in float32, so scores keep full precision.
+        return r, clf.coef_[0].astype(np.float64) * r, float(clf.intercept_[0])
 
     def fit(self, X, y) -> NBLogisticRegression:
         X = sp.csr_matrix(X, dtype=np.float32)
