@@ -8,6 +8,7 @@ test_ladder.py.
 
 from __future__ import annotations
 
+import importlib.abc
 import json
 import shutil
 import sqlite3
@@ -77,13 +78,13 @@ def test_each_distinct_text_is_embedded_once_across_folds_and_processes(uci, mon
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT count(*) FROM e").fetchone()[0] == len(set(texts))
 
+    fresh = encoders.SentenceEmbedder(cache=False).fit(texts).transform(texts)
     calls = []
     real = encoders.SentenceEmbedder._encode
     monkeypatch.setattr(encoders.SentenceEmbedder, "_encode", lambda self, t: calls.append(list(t)) or real(self, t))
     emb = encoders.SentenceEmbedder().fit(texts)
     cached = emb.transform(texts)
     assert calls == []
-    fresh = encoders.SentenceEmbedder(cache=False).fit(texts).transform(texts)
     np.testing.assert_allclose(cached, fresh, atol=1e-6)  # batches padded differently: float noise only
     emb.transform(["a sentence never seen", "a sentence never seen", texts[0]])
     assert calls == [["a sentence never seen"]]
@@ -98,9 +99,9 @@ def test_saved_sentence_embed_holds_the_encoder_reference_and_checks_its_sha256(
     path = clf.save(tmp_path / "model")
     skops = path / "model.skops"
     assert skops.stat().st_size < 100_000  # the head and a reference: no encoder weights inside
-    manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["hyperparameters"]["encoder"] == str(folder)
-    np.testing.assert_allclose(load_model(path).predict_proba(X[:10]), clf.predict_proba(X[:10]), atol=1e-6)
+    loaded = load_model(path)
+    assert loaded.hyperparameters_["encoder"] == str(folder)
+    np.testing.assert_allclose(loaded.predict_proba(X[:10]), clf.predict_proba(X[:10]), atol=1e-6)
 
     config = folder / "tokenizer_config.json"
     config.write_text(config.read_text() + "\n")  # any change to the encoder's files
@@ -163,7 +164,15 @@ def test_cli_trains_predicts_with_a_line_per_epoch(uci, tmp_path, capsys):
 def test_without_the_extra_the_error_says_what_to_install(missing, uci, monkeypatch, tmp_path, capsys):
     import pandas as pd
 
-    monkeypatch.setitem(sys.modules, missing, None)  # import now raises ImportError
+    # Not sys.modules[missing] = None: SciPy's array-API helpers probe sys.modules["torch"] and
+    # would break on None. A finder that refuses the package makes `import` raise ImportError.
+    class Refuse(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == missing or name.startswith(missing + "."):
+                raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.delitem(sys.modules, missing, raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Refuse(), *sys.meta_path])
     X, y = uci
     for model in ("sentence-embed", "encoder-tuned"):
         with pytest.raises(ParameterError, match=r'pip install "textclass\[encoders\]"'):

@@ -399,7 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # Typer's own exits: --help, usage errors (2), typer.Exit(n)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except TextclassError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True, markup=True)
+        from rich.markup import escape
+
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True, markup=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")
