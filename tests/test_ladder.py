@@ -28,7 +28,10 @@ EMOTIONS = ("admiration", "amusement", "approval", "gratitude", "neutral")
 
 
 def tiny_params(name: str) -> dict:
-    return {k: v for k, v in TINY.items() if k in MODELS[name].defaults}
+    params = {k: v for k, v in TINY.items() if k in MODELS[name].defaults}
+    if MODELS[name].kind == "torch":  # a pretrained encoder fine-tuned: one short epoch is enough here
+        params.update(epochs=1, maxlen=32)
+    return params
 
 
 def _split(df: pd.DataFrame, n_train: int) -> dict:

@@ -125,3 +125,23 @@ def test_parse_sources():
 def test_bad_only_exits_2(capsys):
     assert main(["reproduce", "--only", "0,3"]) == 2
     assert "no experiment 0" in capsys.readouterr().err
+
+
+def test_beyond_adds_honest_rows_past_the_tutorials_table(tmp_path, capsys, monkeypatch):
+    """--beyond: nbsvm, sentence-embed and encoder-tuned under the honest protocol only (2 folds,
+    yelp, one epoch with --quick), beside experiment 1; in the table, results and report."""
+    out = tmp_path / "rep"
+    rc = main(["reproduce", "--quick", "--only", "1", "--beyond", "-o", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    df = pd.read_csv(out / "results.csv")
+    new = df[df["experiment"] >= 9].set_index("model")
+    assert list(new.index) == ["nbsvm", "sentence-embed", "encoder-tuned"]
+    assert (new["source"] == "yelp").all() and new["tutorial"].isna().all() and new["published"].isna().all()
+    assert new["honest"].between(0.5, 1).all() and (new["honest_lo"] <= new["honest"]).all()
+    assert new.loc["encoder-tuned", "honest_epochs"] == 1  # --quick caps the epochs
+    rows = {r["model"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert len(rows["sentence-embed"]["honest_folds"]) == 2
+    report = (out / "report.md").read_text()
+    assert "Past the tutorial's table on yelp" in report and "(--beyond) are not the tutorial's" in report
+    assert "sentence-embed" in captured.out

@@ -427,16 +427,20 @@ def reproduce(
                                 "e.g. yelp,amazon,imdb (default: yelp, the tutorial's)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the models and the CV folds (the tutorial split stays 1000)."),
     jobs: int = typer.Option(None, "-j", "--jobs", help="Worker processes (default: one per core; one with --quick)."),
+    beyond: bool = typer.Option(False, "--beyond", help="Add honest-protocol rows past the tutorial: nbsvm, "
+                                "sentence-embed, encoder-tuned (needs textclass[encoders])."),
 ) -> None:
     """Run the tutorial's eight experiments: published figures beside ours, tutorial and honest protocols.
 
-    Example: textclass reproduce --only 1,7 -o reproduce
+    Example: textclass reproduce --only 1,7 -o reproduce ; textclass reproduce --beyond
     """
     from textclass.files import check_out_dir
     from textclass.reproduce import Settings, parse_sources, render, reproduce as run_reproduce
 
     check_out_dir(out)
     overrides = {k: v for k, v in (("folds", folds), ("repeats", repeats), ("n_jobs", jobs)) if v is not None}
+    if beyond:
+        overrides["beyond"] = True
     if sources:
         overrides["honest_sources"] = parse_sources(sources)
     settings = (Settings.quick if quick else Settings)(seed=seed, **overrides)

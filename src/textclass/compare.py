@@ -152,13 +152,13 @@ def check_params(models: Sequence[str], params: Mapping[str, Any]) -> None:
 
 def make_estimator(model: str, params: Mapping[str, Any] | None = None, *, seed: int = 0,
                    early_stopping: bool = True) -> Any:
-    """A ``TextClassifier`` for ``model``; Keras models stop early on an inner stratified
+    """A ``TextClassifier`` for ``model``; Keras and PyTorch models stop early on an inner stratified
     validation split (10% of the training part, patience 3) unless the caller says otherwise."""
     from textclass.estimator import TextClassifier
     from textclass.models import get_model
 
     spec = get_model(model)
-    kwargs = dict(HONEST_TRAINING) if (spec.kind == "keras" and early_stopping) else {}
+    kwargs = dict(HONEST_TRAINING) if (spec.kind != "sklearn" and early_stopping) else {}
     kwargs.update(params_for(model, params or {}))
     return TextClassifier(model, random_state=seed, **kwargs)
 

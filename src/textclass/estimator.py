@@ -89,7 +89,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         Model hyperparameters (``num_filters=64``, ``maxlen=100``...), checked against the
         model's defaults at fit.
 
-    Training options (epochs ... patience) apply to Keras models; scikit-learn models ignore them.
+    Training options (epochs ... patience) apply to Keras and PyTorch (``encoder-tuned``) models;
+    scikit-learn models ignore them. PyTorch models train with AdamW whatever ``optimizer`` says.
 
     Attributes
     ----------
@@ -201,16 +202,14 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         y = _as_labels(y, len(texts))
         codec = LabelCodec().fit(y)
         codes = codec.transform(y)
-        if self.class_weight is not None and spec.kind == "keras" and codec.task_ == "multilabel":
-            raise ParameterError("class_weight is not supported for multi-label Keras models")
+        if self.class_weight is not None and spec.kind != "sklearn" and codec.task_ == "multilabel":
+            raise ParameterError(f"class_weight is not supported for multi-label {spec.kind} models")
         self.codec_ = codec
         self.classes_ = codec.classes_
         self.task_ = codec.task_
         self.hyperparameters_ = hyper
-        if spec.kind == "sklearn":
-            self._fit_sklearn(spec, hyper, texts, codes)
-        else:
-            self._fit_keras(spec, hyper, texts, codes, list(callbacks or []))
+        fit = {"sklearn": self._fit_sklearn, "keras": self._fit_keras, "torch": self._fit_torch}[spec.kind]
+        fit(spec, hyper, texts, codes, list(callbacks or []))
         return self
 
     def _class_weight(self, codes: np.ndarray) -> dict[int, float] | None:
@@ -228,7 +227,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             raise ParameterError(f"class_weight has labels {unknown!r} not in the data's classes {list(known)!r}")
         return {known[k]: float(w) for k, w in self.class_weight.items()}
 
-    def _fit_sklearn(self, spec, hyper, texts, codes) -> None:
+    def _fit_sklearn(self, spec, hyper, texts, codes, callbacks) -> None:
         est = spec.build(multilabel=self.task_ == "multilabel", random_state=self.random_state, **hyper)
         if self.class_weight is not None:
             names = [k for k in est.get_params() if k == "class_weight" or k.endswith("__class_weight")]
@@ -245,6 +244,21 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
         self.preprocessor_ = None
         self.history_ = {}
+
+    def _fit_torch(self, spec, hyper, texts, codes, callbacks) -> None:
+        """A PyTorch model trains itself; it gets the estimator's training options and the same
+        stratified inner validation split as the Keras models."""
+        training = {"early_stopping": self.early_stopping, "patience": self.patience,
+                    "class_weight": self._class_weight(codes), "verbose": self.verbose}
+        if self.learning_rate is not None:
+            training["learning_rate"] = self.learning_rate
+        est = spec.build(multilabel=self.task_ == "multilabel", random_state=self.random_state, **hyper, **training)
+        train_idx, val_idx = self._validation_split(codes)
+        validation = ([texts[i] for i in val_idx], codes[val_idx]) if len(val_idx) else None
+        self.model_ = est.fit([texts[i] for i in train_idx], codes[train_idx], validation_data=validation,
+                              callbacks=callbacks)
+        self.preprocessor_ = None
+        self.history_ = dict(est.history_)
 
     def _fit_keras(self, spec, hyper, texts, codes, callbacks) -> None:
         import keras

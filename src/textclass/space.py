@@ -37,6 +37,8 @@ _TYPE_HINTS = {"learning_rate": 1e-3, "max_features": 1, "num_words": 1, "maxlen
 
 #: TextClassifier arguments that only mean something for Keras models.
 _KERAS_ONLY = {"epochs", "batch_size", "optimizer", "learning_rate", "validation_split", "early_stopping", "patience"}
+#: The TextClassifier training arguments each kind of model uses (PyTorch models train with AdamW).
+_TRAINING_BY_KIND = {"keras": _KERAS_ONLY, "torch": _KERAS_ONLY - {"optimizer"}, "sklearn": set()}
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,7 @@ def allowed_params(spec: Any) -> dict[str, Any]:
         for name, p in inspect.signature(TextClassifier.__init__).parameters.items()
         if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in _NOT_SEARCHABLE
     }
-    if spec.kind != "keras":
-        train = {k: v for k, v in train.items() if k not in _KERAS_ONLY}
+    train = {k: v for k, v in train.items() if k not in _KERAS_ONLY or k in _TRAINING_BY_KIND[spec.kind]}
     return {**train, **spec.defaults}
 
 

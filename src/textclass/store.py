@@ -7,6 +7,8 @@ Layout::
     preprocessor/        tokenizer or vocabulary as JSON (Keras models)
     model.keras          Keras weights + architecture, loaded with ``safe_mode=True``
     model.skops          scikit-learn models, loaded by skops with an explicit allow-list of types
+    torch/               PyTorch models (encoder-tuned): the fine-tuned encoder and head as
+                         safetensors, its tokenizer and JSON configs
 
 No pickle: a model file from someone else cannot run code when loaded. Saving writes a sibling
 temporary directory and renames it into place, so a crash mid-save leaves the previous model intact.
@@ -31,6 +33,7 @@ MANIFEST = "manifest.json"
 KERAS_FILE = "model.keras"
 SKOPS_FILE = "model.skops"
 PREPROCESSOR_DIR = "preprocessor"
+TORCH_DIR = "torch"
 # Types skops may rebuild beyond its own defaults: only scikit-learn, NumPy, SciPy and our models.
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "scipy.sparse._", "textclass.models.")
 
@@ -74,6 +77,7 @@ def save_model(clf, path: str | os.PathLike[str]) -> Path:
     from sklearn.utils.validation import check_is_fitted
 
     import textclass
+    from textclass.models import get_model
 
     check_is_fitted(clf, "model_")
     path = Path(path)
@@ -93,7 +97,10 @@ def save_model(clf, path: str | os.PathLike[str]) -> Path:
             "labels": {**clf.codec_.to_dict(), "threshold": clf.threshold},
             "history": clf.history_,
         }
-        if clf.preprocessor_ is None:
+        if get_model(clf.model).kind == "torch":  # PyTorch models write their own folder (safetensors)
+            clf.model_.save(tmp / TORCH_DIR)
+            manifest["torch_class"] = f"{type(clf.model_).__module__}.{type(clf.model_).__qualname__}"
+        elif clf.preprocessor_ is None:
             import skops.io as sio
 
             sio.dump(clf.model_, tmp / SKOPS_FILE)
@@ -189,7 +196,14 @@ def load_model(path: str | os.PathLike[str]):
     clf.classes_ = clf.codec_.classes_
     clf.task_ = clf.codec_.task_
     files = manifest["files"]
-    if SKOPS_FILE in files:
+    if any(name.startswith(f"{TORCH_DIR}/") for name in files):
+        from textclass.models.encoders import EncoderClassifier
+
+        if manifest.get("torch_class") != f"{EncoderClassifier.__module__}.{EncoderClassifier.__qualname__}":
+            raise ModelFileError(f"{path / MANIFEST}: unknown torch_class {manifest.get('torch_class')!r}")
+        clf.model_ = EncoderClassifier.load(path / TORCH_DIR)
+        clf.preprocessor_ = None
+    elif SKOPS_FILE in files:
         import skops.io as sio
 
         untrusted = sio.get_untrusted_types(file=path / SKOPS_FILE)
@@ -210,5 +224,5 @@ def load_model(path: str | os.PathLike[str]):
         except Exception as e:  # keras raises many types on a malformed file
             raise ModelFileError(f"{path / KERAS_FILE}: cannot load: {e}") from None
     else:
-        raise ModelFileError(f"{path / MANIFEST}: lists neither {KERAS_FILE} nor {SKOPS_FILE}")
+        raise ModelFileError(f"{path / MANIFEST}: lists none of {KERAS_FILE}, {SKOPS_FILE}, {TORCH_DIR}/")
     return clf

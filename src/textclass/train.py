@@ -112,6 +112,10 @@ class EpochProgress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         shown = " ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items() if "acc" in k or "loss" in k)
         self._progress.update(self._task, advance=1, logs=shown)
+        console = self._progress.console
+        if not console.is_terminal:  # no live bar in a log file or a pipe: a line per epoch instead
+            console.print(f"{self.description} epoch {epoch + 1}/{self.params.get('epochs')}: {shown}",
+                          highlight=False, markup=False)
 
 
 def _report(model: str, metrics: Mapping[str, Any]) -> str:

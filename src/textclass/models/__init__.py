@@ -37,7 +37,7 @@ PREPROCESS_PARAMS: dict[str, set[str]] = {
     "bow": {"max_features"},
     "text": set(),
 }
-#: Hyperparameters the training loop consumes (Keras models only).
+#: Hyperparameters the training loop consumes (Keras and PyTorch models).
 TRAIN_PARAMS: set[str] = {"epochs", "batch_size"}
 
 
@@ -49,10 +49,13 @@ class ModelSpec:
     ----------
     name, summary : str
         Registry name and a one-line description.
-    kind : "keras" or "sklearn"
+    kind : "keras", "sklearn" or "torch"
         Keras builders take ``input_dim, input_length, n_outputs, activation, embedding_matrix``
         plus the model params; scikit-learn builders take ``multilabel, random_state`` plus the
-        model params and return a raw-text estimator with ``predict_proba``.
+        model params and return a raw-text estimator with ``predict_proba``. PyTorch builders
+        take the same plus the estimator's training options and return a raw-text estimator
+        whose ``fit`` takes ``validation_data`` and Keras-style ``callbacks`` and which saves
+        itself to a folder (``save``/``load``, safetensors).
     inputs : "text", "sequences" or "bow"
         What the built model consumes: raw strings, post-padded int32 token ids, or float32
         count vectors.
@@ -72,7 +75,7 @@ class ModelSpec:
 
     name: str
     summary: str
-    kind: Literal["keras", "sklearn"]
+    kind: Literal["keras", "sklearn", "torch"]
     inputs: Literal["text", "sequences", "bow"]
     build: Callable[..., Any]
     defaults: Mapping[str, Any]
@@ -104,6 +107,7 @@ def _lazy(module: str, name: str) -> Callable[..., Any]:
 
 _SEQ = {"num_words": 5000, "maxlen": 100, "padding": "post", "truncating": "post"}
 _LOG_C = {"C": {"low": 1e-2, "high": 1e2, "log": True, "int": False}}
+_ENCODER = {"encoder": "all-MiniLM-L6-v2", "maxlen": 128}  # sentence-transformers name or folder
 
 
 def _spec(name: str, summary: str, kind: str, inputs: str, builder: tuple[str, str],
@@ -168,6 +172,15 @@ MODELS: dict[str, ModelSpec] = {
               {**_SEQ, "embedding_dim": 32, "num_heads": 2, "ff_dim": 64, "dropout": 0.1,
                "epochs": 5, "batch_size": 32},
               {"embedding_dim": [32, 64], "num_heads": [2, 4], "ff_dim": [32, 64, 128]}),
+        _spec("sentence-embed", "frozen pretrained sentence encoder (MiniLM) embeddings -> LogisticRegression",
+              "sklearn", "text", ("encoders", "build_sentence_embed"),
+              {**_ENCODER, "batch_size": 64, "cache": True, "C": 2.0},
+              {"C": {"low": 1e-2, "high": 1e3, "log": True, "int": False}}),
+        _spec("encoder-tuned", "pretrained sentence encoder (MiniLM) fine-tuned end to end, mean pool -> linear",
+              "torch", "text", ("encoders", "build_encoder_tuned"),
+              {**_ENCODER, "epochs": 4, "batch_size": 16, "dropout": 0.1},
+              {"learning_rate": {"low": 1e-5, "high": 1e-4, "log": True, "int": False},
+               "epochs": [2, 3, 4, 5], "batch_size": [16, 32]}),
     ]
 }
 
