@@ -148,6 +148,8 @@ def test_unknown_model_suggests_the_closest_name():
 
 
 def test_registry_is_complete_and_consistent():
+    from textclass.space import _TRAINING_BY_KIND
+
     assert [s.name for s in available_models()] == list(MODELS)
     assert set(MODELS) >= {"bow-logreg", "bow-dense", "embed-flatten", "embed-maxpool",
                            "glove-frozen", "glove-tuned", "cnn", "tfidf-linear", "nbsvm",
@@ -159,8 +161,9 @@ def test_registry_is_complete_and_consistent():
     for spec in available_models():
         assert "\n" not in spec.summary and spec.summary
         assert PREPROCESS_PARAMS[spec.inputs] <= set(spec.defaults), spec.name
-        assert (TRAIN_PARAMS <= set(spec.defaults)) == (spec.kind == "keras"), spec.name
-        assert set(spec.space) <= set(spec.defaults), spec.name
+        assert (TRAIN_PARAMS <= set(spec.defaults)) == (spec.kind in ("keras", "torch")), spec.name
+        # A search space names the model's hyperparameters or training options its kind takes.
+        assert set(spec.space) <= set(spec.defaults) | _TRAINING_BY_KIND[spec.kind], spec.name
 
 
 def test_cli_lists_every_model(capsys):

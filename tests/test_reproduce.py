@@ -110,8 +110,9 @@ def test_parse_only():
     assert rp.parse_only("1,7") == [1, 7]
     assert rp.parse_only("2-4,8") == [2, 3, 4, 8]
     assert rp.parse_only(None) == list(range(1, 9))
-    with pytest.raises(ParameterError, match="no experiment 9"):
-        rp.parse_only("9")
+    assert rp.parse_only("9-11") == [9, 10, 11]  # the --beyond rows
+    with pytest.raises(ParameterError, match="no experiment 12"):
+        rp.parse_only("12")
     with pytest.raises(ParameterError, match="expected experiment numbers"):
         rp.parse_only("one")
 

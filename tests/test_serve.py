@@ -171,7 +171,7 @@ def test_model_health_and_docs(client, bow, bow_run):
     info = client.get("/model").json()
     metrics = json.loads((bow_run / "metrics.json").read_text())
     assert info["name"] == "bow-logreg" and info["task"] == "binary" and info["labels"] == [0, 1]
-    assert info["threshold"] == 0.5 and info["hyperparameters"] == {"C": 1.0}
+    assert info["threshold"] == 0.5 and info["hyperparameters"] == {"C": 1.0, "n_jobs": None}
     assert info["metrics"]["accuracy"] == metrics["accuracy"] and info["metrics"]["n"] == 150
     assert info["limits"] == {"max_texts": 256, "max_chars": 10000, "max_body_bytes": 1 << 20}
     assert info["explain"] is True

@@ -321,6 +321,10 @@ def create_app(model: Any, *, max_texts: int = MAX_TEXTS, max_chars: int = MAX_C
         body = schema.model_json_schema()
         body["properties"]["texts"].update(maxItems=max_texts)
         body["properties"]["texts"]["items"].update(maxLength=max_chars)
+        if "label" in body["properties"]:  # the model's own labels, as JSON values or as strings
+            choices = list(dict.fromkeys([plain(c) for c in model.classes_] + classes))
+            body["properties"]["label"] = {"anyOf": [{"enum": choices}, {"type": "null"}], "default": None,
+                                           "description": body["properties"]["label"].get("description", "")}
         return {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
 
     @app.post("/predict", response_model=PredictResponse, responses=_ERRORS, dependencies=guard,
