@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,10 +55,12 @@ def fit_setfit(X_train, y_train, X_test, max_steps: int) -> np.ndarray:
 
     set_threads()
     model = SetFitModel.from_pretrained(str(resolve_encoder("all-MiniLM-L6-v2")), device="cpu")
-    args = TrainingArguments(seed=SEED, show_progress_bar=False, report_to="none", max_steps=max_steps)
-    trainer = Trainer(model=model, args=args,
-                      train_dataset=Dataset.from_dict({"text": list(X_train), "label": list(y_train)}))
-    trainer.train()
+    with tempfile.TemporaryDirectory(prefix="setfit-") as scratch:  # no checkpoints left behind
+        args = TrainingArguments(output_dir=scratch, save_strategy="no", seed=SEED, show_progress_bar=False,
+                                 report_to="none", max_steps=max_steps)
+        trainer = Trainer(model=model, args=args,
+                          train_dataset=Dataset.from_dict({"text": list(X_train), "label": list(y_train)}))
+        trainer.train()
     return np.asarray(model.predict(list(X_test)))
 
 
