@@ -284,6 +284,15 @@ def test_an_encoder_model_is_refused_with_one_line_naming_what_cannot_be_exporte
     assert not (tmp_path / "out").exists()
 
 
+def test_without_the_onnx_extra_export_says_what_to_install(yelp, request, tmp_path, capsys, monkeypatch):
+    fitted("bow-logreg", yelp, request).save(tmp_path / "run" / "model")
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if the onnx extra were not installed
+    assert main(["export", str(tmp_path / "run"), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pip install 'textclass[onnx]'" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_export_refuses_to_overwrite_another_directory(yelp, request, tmp_path):
     (tmp_path / "e").mkdir()
     (tmp_path / "e" / "notes.txt").write_text("mine")

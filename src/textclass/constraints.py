@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 from sklearn.utils._param_validation import Interval, make_constraint
 
-from textclass.errors import ParameterError
+from textclass.errors import ParameterError, TextclassError
 
 _POSITIVE_INT = [Interval(Integral, 1, None, closed="left")]
 
@@ -69,6 +69,8 @@ def check_hyperparameters(spec: Any, params: Mapping[str, Any]) -> None:
     try:
         built = spec.build(multilabel=False, random_state=None,
                            **{k: v for k, v in params.items() if k in spec.model_params})
+    except TextclassError:  # already says what is wrong, e.g. a missing extra
+        raise
     except (TypeError, ValueError) as e:
         raise ParameterError(f"model {spec.name!r}: invalid hyperparameters {dict(params)!r}: {e}") from None
     for est in _estimators(built):

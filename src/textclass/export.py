@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from textclass import runtime
-from textclass.errors import ModelFileError, ParameterError
+from textclass.errors import MissingExtraError, ModelFileError, ParameterError
 from textclass.files import sha256_file
 
 __all__ = ["FORMATS", "TOLERANCE", "export"]
@@ -124,6 +124,16 @@ def probe_texts(clf: Any, n: int = N_PROBES, seed: int = 0) -> list[str]:
     return ["", "zzqx unknownword"] + texts
 
 
+def _require_onnx() -> None:
+    """Writing and checking an export needs onnx and onnxruntime (the ``onnx`` extra)."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        raise MissingExtraError(f"textclass export needs the 'onnx' extra ({e.name} is missing): "
+                                "pip install 'textclass[onnx]'") from None
+
+
 def export(source: Any, out_dir: str | os.PathLike[str], *, format: str = "onnx",
            check_texts: Sequence[str] | None = None) -> Path:
     """Export a fitted ``TextClassifier`` (or a run/model directory) to ``out_dir``.
@@ -138,6 +148,7 @@ def export(source: Any, out_dir: str | os.PathLike[str], *, format: str = "onnx"
 
     if format not in FORMATS:
         raise ParameterError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
+    _require_onnx()
     clf = _fitted(source)
     if not hasattr(clf, "model_"):
         raise ParameterError("this TextClassifier is not fitted yet: call fit first")
