@@ -647,19 +647,23 @@ def _drop_repeated_headers(path: Path, df: pd.DataFrame, numbers: np.ndarray) ->
     return df, numbers[~repeated]
 
 
+def jsonl_row(path: Path, n: int, line: str, example: str = '{"text": ..., "label": ...}') -> dict:
+    """Line ``n`` of a JSON Lines file as an object; anything else is a DataError naming the line."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: malformed JSON on line {n}: {e.msg} (column {e.colno})") from None
+    if not isinstance(row, dict):
+        raise DataError(f"{path}: line {n} is a JSON {type(row).__name__}; expected an object like {example}")
+    return row
+
+
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
     rows, lines = [], []
     for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: malformed JSON on line {n}: {e.msg} (column {e.colno})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}: line {n} is a JSON {type(row).__name__}; expected an object like {{\"text\": ..., \"label\": ...}}")
-        rows.append(row)
-        lines.append(n)
+        if line.strip():
+            rows.append(jsonl_row(path, n, line))
+            lines.append(n)
     return pd.DataFrame(rows, index=lines)
 
 

@@ -28,6 +28,22 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def verify_files(folder: Path, files: dict[str, str], manifest: Path, what: str) -> None:
+    """Check every ``name -> sha256`` of a manifest before anything in ``folder`` is parsed: a file
+    outside the folder, missing, tampered with or truncated is a ModelFileError naming it."""
+    from textclass.errors import ModelFileError
+
+    root = folder.resolve()
+    for name, digest in files.items():
+        f = folder / name
+        if not f.resolve().is_relative_to(root):
+            raise ModelFileError(f"{manifest}: file {name!r} lies outside the {what}")
+        if not f.is_file():
+            raise ModelFileError(f"{f}: missing")
+        if sha256_file(f) != digest:
+            raise ModelFileError(f"{f}: sha256 does not match the manifest (tampered or truncated)")
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, newline: str | None = None, binary: bool = False) -> Iterator[IO]:
     """Open a UTF-8 text file (or a binary one) for writing that replaces ``path`` only when the

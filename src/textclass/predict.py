@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
-from textclass.data import find_text_column
+from textclass.data import find_text_column, jsonl_row
 from textclass.errors import DataError
 from textclass.files import atomic_open
 
@@ -102,13 +102,7 @@ def _jsonl_frames(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: malformed JSON on line {n}: {e.msg} (column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: line {n} is a JSON {type(row).__name__}; expected an object like {{\"text\": ...}}")
-            rows.append(row)
+            rows.append(jsonl_row(path, n, line, '{"text": ...}'))
             if len(rows) >= chunk_size:
                 yield pd.DataFrame(rows)
                 rows = []

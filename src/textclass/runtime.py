@@ -35,7 +35,7 @@ import numpy as np
 
 from textclass.errors import DataError, ModelFileError
 from textclass.features import TextFeatures
-from textclass.files import sha256_file
+from textclass.files import verify_files
 from textclass.labels import LabelCodec
 from textclass.preprocess import SequencePreprocessor
 from textclass.store import _decode
@@ -77,15 +77,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
     files = manifest.get("files")
     if not isinstance(files, dict) or GRAPH_FILE not in files:
         raise ModelFileError(f"{file}: no file hashes, or no {GRAPH_FILE} among them")
-    root = path.resolve()
-    for name, digest in files.items():
-        f = path / name
-        if not f.resolve().is_relative_to(root):
-            raise ModelFileError(f"{file}: file {name!r} lies outside the export directory")
-        if not f.is_file():
-            raise ModelFileError(f"{f}: missing")
-        if sha256_file(f) != digest:
-            raise ModelFileError(f"{f}: sha256 does not match the manifest (tampered or truncated)")
+    verify_files(path, files, file, "export directory")
     return manifest
 
 

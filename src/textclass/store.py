@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from textclass.errors import ModelFileError
-from textclass.files import sha256_file, stale, temp_name
+from textclass.files import sha256_file, stale, temp_name, verify_files
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -165,14 +165,7 @@ def _read_manifest(path: Path) -> dict:
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise ModelFileError(f"{file}: no file hashes")
-    for name, digest in files.items():
-        f = path / name
-        if not f.resolve().is_relative_to(path.resolve()):
-            raise ModelFileError(f"{file}: file {name!r} lies outside the model directory")
-        if not f.is_file():
-            raise ModelFileError(f"{f}: missing")
-        if sha256_file(f) != digest:
-            raise ModelFileError(f"{f}: sha256 does not match the manifest (tampered or truncated)")
+    verify_files(path, files, file, "model directory")
     return manifest
 
 
