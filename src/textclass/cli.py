@@ -196,8 +196,10 @@ def predict(
         raise ParameterError("--stream reads stdin and writes stdout; it takes no texts, --input or --output")
     if texts and inputs:
         raise ParameterError("give texts or --input, not both")
-    if (dask is not None or jobs is not None) and not inputs:
-        raise ParameterError("--dask and --jobs predict --input files; give --input and --output")
+    if dask is not None and not inputs:
+        raise ParameterError("--dask predicts --input files; give --input and --output")
+    if jobs is not None and dask != "local":
+        raise ParameterError("--jobs sets the worker processes of --dask local")
     if output is not None and dask is None:
         check_out_file(output)
     if inputs:

@@ -81,7 +81,7 @@ def expand_inputs(patterns: Sequence[str | os.PathLike], *, exclude: str | os.Pa
                 raise DataError(f"{path}: no such file (expected a {', '.join(SUFFIXES)} file of texts)")
             matched = [path]
         for path in matched:
-            if path.suffix.lower() not in SUFFIXES:
+            if path.suffix.lower() not in (*SUFFIXES, ""):  # no suffix: text, one per line
                 raise DataError(f"{path}: unsupported file type {path.suffix or '(none)'!r} (expected "
                                 f"{', '.join(SUFFIXES)})")
             if skip is None or (path.resolve() != skip and skip not in path.resolve().parents):
