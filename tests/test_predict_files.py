@@ -146,6 +146,8 @@ def test_inputs_that_match_nothing_and_options_that_do_not_fit(run, tmp_path, ca
     assert "--id-col 'label'" in one_error(capsys, "predict", run, "-i", tmp_path / "a.csv", "--id-col", "label")
     assert "no id column 'idx'" in one_error(capsys, "predict", run, "-i", tmp_path / "a.csv", "--id-col", "idx")
     assert "give --input" in one_error(capsys, "predict", run, "good", "--dask", "local")
+    assert "--jobs sets the worker processes of --dask local" in one_error(capsys, "predict", run, "-i",
+                                                                           tmp_path / "a.csv", "-j", "2")
     err = one_error(capsys, "predict", run, "-i", tmp_path / "a.csv", "--dask", "local", "--output", tmp_path / "p.csv")
     assert "--dask writes a folder of Parquet part files" in err
 
