@@ -54,7 +54,8 @@ def test_predict_streams_a_file_to_csv_in_chunks(tmp_path, reviews, capsys, monk
     out = tmp_path / "pred.csv"
     assert main(["predict", str(run), "-i", str(reviews), "--text-col", "review", "--output", str(out), "--chunk-size", "7"]) == 0
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 80 and set(rows[0]) == {"text", "label", "p_neg", "p_pos"}
+    assert len(rows) == 80 and list(rows[0]) == ["file", "row", "text", "label", "p_neg", "p_pos"]
+    assert [int(r["row"]) for r in rows] == list(range(80)) and {r["file"] for r in rows} == {str(reviews)}
 
     monkeypatch.setattr("sys.stdin", io.StringIO("so good\n\nso bad\n"))
     assert main(["predict", str(run)]) == 0

@@ -158,37 +158,69 @@ def evaluate(
 def predict(
     run: Path = typer.Argument(..., help="A run directory written by `textclass train`, a saved model directory or an export."),
     texts: list[str] = typer.Argument(None, help="Texts to classify; omit to read --input or stdin."),
-    input: Path = typer.Option(None, "-i", "--input", help="File of texts: .txt (one per line), .csv, .tsv, .jsonl, .parquet."),
-    output: Path = typer.Option(None, "--output", help="Write predictions here (.jsonl or .csv) instead of stdout."),
+    inputs: list[str] = typer.Option(None, "-i", "--input", help="File of texts or a glob ('corpus/*.parquet'); "
+                                     "repeatable, formats may mix: .txt (one per line), .csv, .tsv, .jsonl, .parquet."),
+    output: Path = typer.Option(None, "--output", help="Write predictions here (.jsonl, .csv or .parquet; with --dask "
+                                "a folder of Parquet part files) instead of stdout."),
     text_col: str = TEXT_COL,
+    id_col: str = typer.Option(None, "--id-col", help="Column of the input to copy into each prediction (as text), "
+                               "beside file and row."),
     chunk_size: int = typer.Option(2048, "--chunk-size", help="Texts per chunk: memory stays bounded on any input size."),
     stream: bool = typer.Option(False, "--stream", help="Answer stdin line by line, flushing each answer (a live feed)."),
+    dask: str = typer.Option(None, "--dask", help="Predict --input on a Dask cluster: 'local' (one worker process per "
+                             "core, or --jobs) or a scheduler address such as tcp://10.0.0.5:8786."),
+    jobs: int = typer.Option(None, "-j", "--jobs", help="Worker processes of --dask local (default: one per core)."),
 ) -> None:
-    """Predict labels and class probabilities, as JSON Lines (or CSV with --output x.csv).
+    """Predict labels and class probabilities, as JSON Lines (or CSV/Parquet with --output x.csv/x.parquet).
+
+    Rows predicted from files carry the file and the row (from 0) they come from.
 
     Examples: textclass predict runs/cnn "so good!" "never again" ;
     textclass predict runs/cnn -i reviews.csv --text-col review --output predictions.csv ;
+    textclass predict runs/cnn -i 'corpus/*.parquet' -i 'extra/*.jsonl' --output predictions.parquet ;
+    textclass predict runs/cnn -i 'corpus/*.parquet' --dask local --output predictions/ ;
     tail -f tweets.txt | textclass predict runs/cnn --stream
     """
     from textclass.errors import ParameterError
     from textclass.files import check_out_file
-    from textclass.predict import iter_text_chunks, load_predictor, predict_chunks, stream_predictions, write_predictions
+    from textclass.predict import (
+        iter_text_chunks,
+        load_predictor,
+        predict_chunks,
+        predict_files,
+        stream_predictions,
+        write_predictions,
+    )
 
-    if stream and (texts or input is not None or output is not None):
+    if stream and (texts or inputs or output is not None):
         raise ParameterError("--stream reads stdin and writes stdout; it takes no texts, --input or --output")
-    if output is not None:
+    if texts and inputs:
+        raise ParameterError("give texts or --input, not both")
+    if dask is not None and not inputs:
+        raise ParameterError("--dask predicts --input files; give --input and --output")
+    if jobs is not None and dask != "local":
+        raise ParameterError("--jobs sets the worker processes of --dask local")
+    if output is not None and dask is None:
         check_out_file(output)
-    clf = load_predictor(run)
-    if stream:
-        stream_predictions(clf, sys.stdin.fileno(), sys.stdout, chunk_size=chunk_size)
-        return
-    if texts:
-        chunks = iter([list(texts)])
+    if inputs:
+        count = predict_files(run, inputs, output, text_col=text_col, id_col=id_col, chunk_size=chunk_size,
+                              dask=dask, jobs=jobs, progress=_progress_line)
     else:
-        chunks = iter_text_chunks(input if input is not None else sys.stdin, text_col=text_col, chunk_size=chunk_size)
-    count = write_predictions(predict_chunks(clf, chunks), output)
+        if id_col is not None:
+            raise ParameterError("--id-col names a column of --input files")
+        clf = load_predictor(run)
+        if stream:
+            stream_predictions(clf, sys.stdin.fileno(), sys.stdout, chunk_size=chunk_size)
+            return
+        chunks = iter([list(texts)]) if texts else iter_text_chunks(sys.stdin, chunk_size=chunk_size)
+        count = write_predictions(predict_chunks(clf, chunks), output)
     if output is not None:
-        err.print(f"wrote {count} predictions to {output}")
+        err.print(f"wrote {count:,} predictions to {output}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _progress_line(line: str) -> None:
+    """One plain line on stderr, in a terminal or a log file alike."""
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_metrics(metrics: dict, *, title: str) -> None:
