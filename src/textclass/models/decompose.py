@@ -34,6 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from textclass.models.encoders import CalibratedRBFSVC
 from textclass.models.linear import CalibratedLinearSVC, NBLogisticRegression
 
 Form = tuple[np.ndarray, np.ndarray]  # (coef (n_classes, n_features), intercept (n_classes,))
@@ -276,6 +277,11 @@ def _(clf: CalibratedLinearSVC) -> Form:
     coef = a[:, None] * np.asarray(clf.svm_.coef_, dtype=np.float64)
     intercept = a * np.asarray(clf.svm_.intercept_, dtype=np.float64) + b
     return _binary(coef[0], intercept[0]) if len(clf.classes_) == 2 else (coef, intercept)
+
+
+@linear_form.register
+def _(clf: CalibratedRBFSVC) -> None:
+    return None  # a kernel SVM: its margins are not linear in the features
 
 
 @linear_form.register

@@ -33,11 +33,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+from sklearn.svm import SVC
 from sklearn.utils.validation import check_is_fitted
 
 from textclass.errors import DataError, ModelFileError, ParameterError
 from textclass.files import sha256_file
 from textclass.models import encoder_onnx
+from textclass.models.linear import CalibratedLinearSVC
 
 INSTALL_HINT = 'pip install "textclass[encoders]"'
 ONNX_HINT = 'pip install "textclass[onnx]"'
@@ -361,6 +363,16 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
 HEADS = ("svm", "logreg")
 
 
+class CalibratedRBFSVC(CalibratedLinearSVC):
+    """An RBF-kernel SVM (``gamma="scale"``) with Platt-scaled probabilities, calibrated as
+    :class:`~textclass.models.linear.CalibratedLinearSVC` is: one SVM on all rows, the sigmoids
+    on held-out or out-of-fold margins, rare classes named instead of refused."""
+
+    def _svm(self) -> SVC:
+        return SVC(C=self.C, kernel="rbf", gamma="scale", class_weight=self.class_weight,
+                   random_state=self.random_state)
+
+
 def build_sentence_embed(*, multilabel: bool = False, random_state: int | None = None,
                          encoder: str = DEFAULT_ENCODER, maxlen: int = 128, batch_size: int = INFER_BATCH,
                          cache: bool = True, backend: str = "auto", head: str = "svm", C: float = 2.0) -> Pipeline:
@@ -370,15 +382,13 @@ def build_sentence_embed(*, multilabel: bool = False, random_state: int | None =
     Sentiment it scores about a point above ``head="logreg"`` (logistic regression) on every
     source under 10-fold CV, at a fit time still under a second for 1,000 sentences (bench/README.md).
     """
-    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.svm import SVC
 
     require("sentence-embed")
     if head not in HEADS:
         raise ParameterError(f"head must be one of {', '.join(map(repr, HEADS))}, got {head!r}")
-    if head == "svm":  # one SVM on all the data, Platt scaling fitted on 5-fold out-of-fold scores
-        clf = CalibratedClassifierCV(SVC(C=C, kernel="rbf", gamma="scale"), method="sigmoid", cv=5, ensemble=False)
+    if head == "svm":
+        clf = CalibratedRBFSVC(C=C, random_state=random_state)
     else:
         clf = LogisticRegression(C=C, max_iter=2000, random_state=random_state)
     return Pipeline([("embedder", SentenceEmbedder(encoder=encoder, maxlen=maxlen, batch_size=batch_size, cache=cache,

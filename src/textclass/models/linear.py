@@ -423,7 +423,7 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
         return self
 
     @staticmethod
-    def _margins(svm: LinearSVC, X) -> np.ndarray:
+    def _margins(svm, X) -> np.ndarray:
         m = svm.decision_function(X)
         return m.reshape(-1, 1) if m.ndim == 1 else m
 
