@@ -17,6 +17,10 @@ Plain recipes (what a user writes with scikit-learn alone, ``OneVsRestClassifier
   per class the log-count ratio ``r`` and a ``LogisticRegression`` on ``X.multiply(r)``), which is
   what textclass ran before; and, as side "tfidf-lr", ``TfidfVectorizer() + LogisticRegression()``,
   the issue's reference point (a different, unigram model).
+- tfidf-linear, side "plain-calibrated": ``CalibratedClassifierCV(LinearSVC(), cv=5)``, scikit-learn's
+  own way to the probabilities textclass gives (``--no-calibrated`` skips it: 5 SVMs per tag). The
+  row "textclass, margin > 0" scores textclass's SVM with the plain rule: a gap in the score is the
+  decision rule (calibrated p > 0.5), not the model.
 
 Each fit runs in a fresh child process, so "peak MB" is that process's maximum resident set
 (``resource.getrusage``), including the interpreter, the libraries and the data (the same on
