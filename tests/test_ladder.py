@@ -253,6 +253,64 @@ def test_tfidf_linear_holdout_is_checked_at_fit():
 # ---- nbsvm: NB-scaled logistic regressions folded into one linear map ----
 
 
+def test_tfidf_linear_probabilities_follow_the_margins_and_n_jobs_changes_nothing(uci, goemotions, monkeypatch):
+    from textclass.models import linear
+
+    monkeypatch.setattr(linear, "MIN_HOLDOUT_ROWS", 10)  # the held-out path, as on large data
+    pipe = linear.build_tfidf_linear(random_state=SEED).fit(uci["X"], uci["y"])
+    head, X = pipe.named_steps["classifier"], pipe.named_steps["vectorizer"].transform(uci["new"] + uci["X"])
+    p, margin = head.predict_proba(X)[:, 1], head.svm_.decision_function(X)
+    assert ((p > 0) & (p < 1)).all() and head.sigmoid_coef_[0] > 0
+    np.testing.assert_array_equal(np.argsort(p, kind="stable"), np.argsort(margin, kind="stable"))
+
+    monkeypatch.undo()  # joblib's workers import the module afresh: same settings on both sides
+    one = linear.build_tfidf_linear(multilabel=True, random_state=SEED)
+    two = linear.build_tfidf_linear(multilabel=True, random_state=SEED, n_jobs=2)
+    Y = pd.Series(goemotions["y"]).str.join("|").str.get_dummies().to_numpy()
+    one.fit(goemotions["X"], Y)
+    two.fit(goemotions["X"], Y)
+    for a, b in zip(one.named_steps["classifier"].estimators_, two.named_steps["classifier"].estimators_):
+        np.testing.assert_array_equal(a.svm_.coef_, b.svm_.coef_)
+        assert (a.sigmoid_coef_, a.sigmoid_intercept_) == (b.sigmoid_coef_, b.sigmoid_intercept_)
+
+
+def test_platt_sigmoid_stays_finite_on_separable_scores():
+    from textclass.models.linear import _platt
+
+    scores = np.array([-3.0, -2.0, -1.5, 1.0, 2.0, 4.0])
+    a, b = _platt(scores, scores > 0)
+    p = 1 / (1 + np.exp(-(a * scores + b)))
+    assert np.isfinite([a, b]).all() and a > 0
+    target = np.where(scores > 0, 4 / 5, 1 / 5)  # Platt's (N+ + 1) / (N+ + 2) and 1 / (N- + 2)
+    np.testing.assert_allclose([(p - target).sum(), ((p - target) * scores).sum()], 0, atol=1e-8)  # the optimum
+
+
+CHAR_TEXTS = ["", "x", "  a\t\tb\u00a0\u00a0c \u2028 d  ", "aaaaaa aa", "Ünïcödé ÇA İstanbul ΣΑΣ", "emoji 😀😀 ok",
+              "nul\x00byte", "ǅungla ﬁne ß straße", "supercalifragilistic " * 3, "qqzx unseen"]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"ngram_range": (2, 5), "sublinear_tf": True}, {"min_df": 2, "max_df": 0.5},
+                                    {"ngram_range": (1, 3), "lowercase": False, "dtype": np.float32},
+                                    {"strip_accents": "unicode"}, {"max_features": 100}],
+                         ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "defaults")
+def test_char_wb_tfidf_vectorizer_gives_scikit_learns_vocabulary_and_matrix(kwargs, uci, bbc, goemotions):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from textclass.models.linear import CharWbTfidfVectorizer
+
+    for d in (uci, bbc, goemotions):
+        theirs = TfidfVectorizer(analyzer="char_wb", **kwargs)
+        ours = CharWbTfidfVectorizer(analyzer="char_wb", **kwargs)
+        fitted = theirs.fit_transform(d["X"] + CHAR_TEXTS[:-1]), ours.fit_transform(d["X"] + CHAR_TEXTS[:-1])
+        assert ours.vocabulary_ == theirs.vocabulary_
+        texts = d["new"] + CHAR_TEXTS + d["X"][:20]
+        for a, b in [fitted, (theirs.transform(texts), ours.transform(texts))]:
+            assert type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_array_equal(a.indptr, b.indptr)
+            np.testing.assert_array_equal(a.indices, b.indices)
+            np.testing.assert_allclose(a.data, b.data, rtol=1e-6)
+
+
 def test_nbsvm_is_logistic_regression_on_nb_scaled_features_in_parallel(bbc):
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
