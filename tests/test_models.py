@@ -197,4 +197,70 @@ def test_trim_padding_keeps_longest_plus_extra_and_never_grows():
     assert trim_padding(x, 2, multiple=8).shape == (3, 8)
     assert trim_padding(x, 20).shape == (3, 12)
     assert trim_padding(np.zeros((2, 5), dtype="int32"), 1, multiple=1).shape == (2, 1)
-    assert [get_model(n).trim for n in ("embed-flatten", "bilstm", "transformer")] == [None] * 3
+    assert [get_model(n).trim for n in ("embed-flatten", "transformer")] == [None] * 2
+    assert [get_model(n).trim for n in ("bilstm", "gru")] == [0, 0]
+
+
+def _loss_and_grads(model, x, y):
+    """Binary cross-entropy of a training-mode forward pass and its gradient for every weight."""
+    import jax
+
+    trainable = [v.value for v in model.trainable_variables]
+    frozen = [v.value for v in model.non_trainable_variables]
+
+    def loss(weights):
+        pred, _ = model.stateless_call(weights, frozen, x, training=True)
+        return keras.losses.binary_crossentropy(y[:, None], pred).mean()
+
+    return jax.value_and_grad(loss)(trainable)
+
+
+@pytest.mark.parametrize("name, hyper", [("cnn", {}), ("cnn", {"kernel_size": 7}), ("embed-maxpool", {}),
+                                         ("glove-tuned", {}), ("bilstm", {"dropout": 0.0}),
+                                         ("gru", {"dropout": 0.0})])
+def test_trimmed_training_batch_has_the_padded_loss_and_gradients(name, hyper):
+    from textclass.models.batches import needed_widths
+
+    spec = get_model(name)
+    extra = spec.trim_extra(hyper)
+    model = build(name, **hyper)
+    x = tokens(10)
+    x[3] = 0  # a text with no known word
+    y = np.random.default_rng(1).integers(0, 2, size=10).astype("float32")
+    width = int(needed_widths(int((x != 0).sum(axis=1).max()), extra, 8, 100))
+    assert width < 50
+    loss_full, grads_full = _loss_and_grads(model, x, y)
+    loss_trim, grads_trim = _loss_and_grads(model, x[:, :width], y)
+    np.testing.assert_allclose(loss_trim, loss_full, atol=1e-5)
+    for g_trim, g_full in zip(grads_trim, grads_full):
+        np.testing.assert_allclose(g_trim, g_full, atol=1e-5)
+
+
+def test_trimmed_batches_cover_every_row_in_few_widths():
+    from textclass.models.batches import TrimmedBatches, choose_widths, lengths_of
+
+    x = tokens(2000, seed=3)
+    x[:20, :] = 0
+    x[20:40, :95] = 5  # a long tail: near-maxlen rows
+    y = np.arange(len(x))
+    lengths = lengths_of(x)
+    widths = choose_widths(lengths, 32, 5, epochs=20, maxlen=100, step=8)
+    assert 1 < len(widths) <= 4 and widths[-1] == 100 and all(w % 4 == 0 for w in widths)
+    assert choose_widths(lengths[:200], 32, 5, epochs=2, maxlen=100, step=8) == [100]  # little data: one
+    data = TrimmedBatches(x, y, 32, widths, 5, seed=0)
+    shapes, orders = set(), []
+    for _ in range(3):
+        rows = []
+        for i in range(data.num_batches):
+            xb, yb = data[i]
+            assert xb.shape[1] in widths and xb.shape[1] >= min(100, lengths[yb].max() + 5)
+            np.testing.assert_array_equal(xb, x[yb, :xb.shape[1]])
+            shapes.add(xb.shape)
+            rows.extend(yb.tolist())
+        assert sorted(rows) == list(range(len(x)))
+        orders.append(rows)
+        data.on_epoch_end()
+    assert orders[0] != orders[1]  # reshuffled every epoch
+    assert len(shapes) <= len(widths) + 1  # the partial last batch: one shape more
+    again = TrimmedBatches(x, y, 32, widths, 5, seed=0)
+    assert [again[i][1].tolist() for i in range(again.num_batches)] == [orders[0][i:i + 32] for i in range(0, len(x), 32)]

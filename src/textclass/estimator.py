@@ -263,9 +263,11 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     def _fit_keras(self, spec, hyper, texts, codes, callbacks) -> None:
         import keras
 
+        from textclass.compile_cache import use_compile_cache
         from textclass.models import PREPROCESS_PARAMS, TRAIN_PARAMS
         from textclass.preprocess import BowPreprocessor, SequencePreprocessor
 
+        use_compile_cache()
         if self.random_state is not None:
             keras.utils.set_random_seed(self.random_state)
         train_idx, val_idx = self._validation_split(codes)
@@ -299,10 +301,19 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             callbacks = [keras.callbacks.EarlyStopping(
                 monitor="val_loss" if validation_data is not None else "loss",
                 patience=self.patience, restore_best_weights=True)] + callbacks
-        history = model.fit(x_train, codes[train_idx], epochs=hyper["epochs"],
-                            batch_size=hyper["batch_size"], validation_data=validation_data,
+        x_fit, y_fit, batch_size, shuffle = x_train, codes[train_idx], hyper["batch_size"], True
+        extra = spec.trim_extra(hyper) if spec.inputs == "sequences" else None
+        if extra is not None:  # the padded tail does not change this model: train on trimmed batches
+            from textclass.models.batches import training_batches
+
+            x_fit, validation_data = training_batches(
+                x_train, y_fit, batch_size=hyper["batch_size"], epochs=hyper["epochs"], extra=extra,
+                step=WIDTH_STEP, seed=self.random_state, validation=validation_data)
+            y_fit, batch_size, shuffle = None, None, False  # the batches shuffle themselves
+        history = model.fit(x_fit, y_fit, epochs=hyper["epochs"], batch_size=batch_size,
+                            validation_data=validation_data,
                             class_weight=self._class_weight(codes[train_idx]),
-                            callbacks=callbacks, verbose=self.verbose, shuffle=True)
+                            callbacks=callbacks, verbose=self.verbose, shuffle=shuffle)
         self.model_ = model
         self.preprocessor_ = pre
         self.history_ = {k: [float(v) for v in vs] for k, vs in history.history.items()}
