@@ -264,3 +264,18 @@ def test_trimmed_batches_cover_every_row_in_few_widths():
     assert len(shapes) <= len(widths) + 1  # the partial last batch: one shape more
     again = TrimmedBatches(x, y, 32, widths, 5, seed=0)
     assert [again[i][1].tolist() for i in range(again.num_batches)] == [orders[0][i:i + 32] for i in range(0, len(x), 32)]
+
+
+def test_training_on_trimmed_batches_gives_the_full_width_weights():
+    from textclass.models.batches import TrimmedBatches
+
+    x, y = tokens(40, seed=4), np.arange(40) % 2
+    weights = []
+    for widths in ([100], [40]):  # the same seed, the same batches: cut to 30 tokens + 5 + rounding, or not
+        keras.utils.set_random_seed(0)
+        model = build("cnn", embedding_dim=8, num_filters=4)
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        model.fit(TrimmedBatches(x, y, 8, widths, 5, seed=0), epochs=2, verbose=0, shuffle=False)
+        weights.append(model.get_weights())
+    for trimmed, full in zip(*weights):
+        np.testing.assert_allclose(trimmed, full, atol=1e-5)
