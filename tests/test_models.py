@@ -279,3 +279,32 @@ def test_training_on_trimmed_batches_gives_the_full_width_weights():
         weights.append(model.get_weights())
     for trimmed, full in zip(*weights):
         np.testing.assert_allclose(trimmed, full, atol=1e-5)
+
+
+def test_one_width_fit_trains_as_the_padded_fit_does(monkeypatch):
+    """Little data gets one width: the estimator then feeds Keras the trimmed rows and lets Keras
+    shuffle them, so a seeded fit (validation split and early stopping included) ends with the
+    padded fit's weights, and CV figures stay what they were."""
+    from textclass.estimator import TextClassifier
+    from textclass.models import ModelSpec
+
+    rng = np.random.default_rng(0)
+    words = ["good", "great", "bad", "awful", "movie", "food", "the", "was", "very", "not"]
+    texts = [" ".join(rng.choice(words, size=rng.integers(2, 12))) for _ in range(60)]
+    labels = [int(("good" in t or "great" in t) and "not" not in t) for t in texts]
+    widths, real_fit = [], keras.Model.fit
+
+    def spy(model, x=None, *args, **kwargs):
+        widths.append(x.shape[1])
+        return real_fit(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spy)
+    params = dict(random_state=0, epochs=3, batch_size=8, embedding_dim=8, num_filters=4,
+                  validation_split=0.2, early_stopping=True, patience=1)
+    trimmed = TextClassifier("cnn", **params).fit(texts, labels)
+    monkeypatch.setattr(ModelSpec, "trim_extra", lambda self, params=None: None)  # the padded fit
+    padded = TextClassifier("cnn", **params).fit(texts, labels)
+    assert widths == [16, 100]  # 11 words + kernel 5, rounded up to 8; then maxlen
+    for a, b in zip(trimmed.model_.get_weights(), padded.model_.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert trimmed.history_["val_loss"] == pytest.approx(padded.history_["val_loss"], abs=1e-5)

@@ -306,10 +306,16 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if extra is not None:  # the padded tail does not change this model: train on trimmed batches
             from textclass.models.batches import training_batches
 
-            x_fit, validation_data = training_batches(
+            batches, val_batches = training_batches(
                 x_train, y_fit, batch_size=hyper["batch_size"], epochs=hyper["epochs"], extra=extra,
                 step=WIDTH_STEP, seed=self.random_state, validation=validation_data)
-            y_fit, batch_size, shuffle = None, None, False  # the batches shuffle themselves
+            if len(batches.widths) > 1:  # length buckets: the batches shuffle themselves
+                x_fit, validation_data = batches, val_batches
+                y_fit, batch_size, shuffle = None, None, False
+            else:  # one width: Keras' own shuffled batches of the trimmed rows, as the padded fit draws them
+                x_fit = x_train[:, :batches.widths[0]]
+                if validation_data is not None:
+                    validation_data = (validation_data[0][:, :val_batches.widths[0]], validation_data[1])
         history = model.fit(x_fit, y_fit, epochs=hyper["epochs"], batch_size=batch_size,
                             validation_data=validation_data,
                             class_weight=self._class_weight(codes[train_idx]),
