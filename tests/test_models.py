@@ -197,4 +197,114 @@ def test_trim_padding_keeps_longest_plus_extra_and_never_grows():
     assert trim_padding(x, 2, multiple=8).shape == (3, 8)
     assert trim_padding(x, 20).shape == (3, 12)
     assert trim_padding(np.zeros((2, 5), dtype="int32"), 1, multiple=1).shape == (2, 1)
-    assert [get_model(n).trim for n in ("embed-flatten", "bilstm", "transformer")] == [None] * 3
+    assert [get_model(n).trim for n in ("embed-flatten", "transformer")] == [None] * 2
+    assert [get_model(n).trim for n in ("bilstm", "gru")] == [0, 0]
+
+
+def _loss_and_grads(model, x, y):
+    """Binary cross-entropy of a training-mode forward pass and its gradient for every weight."""
+    import jax
+
+    trainable = [v.value for v in model.trainable_variables]
+    frozen = [v.value for v in model.non_trainable_variables]
+
+    def loss(weights):
+        pred, _ = model.stateless_call(weights, frozen, x, training=True)
+        return keras.losses.binary_crossentropy(y[:, None], pred).mean()
+
+    return jax.value_and_grad(loss)(trainable)
+
+
+@pytest.mark.parametrize("name, hyper", [("cnn", {}), ("cnn", {"kernel_size": 7}), ("embed-maxpool", {}),
+                                         ("glove-tuned", {}), ("bilstm", {"dropout": 0.0}),
+                                         ("gru", {"dropout": 0.0})])
+def test_trimmed_training_batch_has_the_padded_loss_and_gradients(name, hyper):
+    from textclass.models.batches import needed_widths
+
+    spec = get_model(name)
+    extra = spec.trim_extra(hyper)
+    model = build(name, **hyper)
+    x = tokens(10)
+    x[3] = 0  # a text with no known word
+    y = np.random.default_rng(1).integers(0, 2, size=10).astype("float32")
+    width = int(needed_widths(int((x != 0).sum(axis=1).max()), extra, 8, 100))
+    assert width < 50
+    loss_full, grads_full = _loss_and_grads(model, x, y)
+    loss_trim, grads_trim = _loss_and_grads(model, x[:, :width], y)
+    np.testing.assert_allclose(loss_trim, loss_full, atol=1e-5)
+    for g_trim, g_full in zip(grads_trim, grads_full):
+        np.testing.assert_allclose(g_trim, g_full, atol=1e-5)
+
+
+def test_trimmed_batches_cover_every_row_in_few_widths():
+    from textclass.models.batches import TrimmedBatches, choose_widths, lengths_of
+
+    x = tokens(2000, seed=3)
+    x[:20, :] = 0
+    x[20:40, :95] = 5  # a long tail: near-maxlen rows
+    y = np.arange(len(x))
+    lengths = lengths_of(x)
+    widths = choose_widths(lengths, 32, 5, epochs=20, maxlen=100, step=8)
+    assert 1 < len(widths) <= 4 and widths[-1] == 100 and all(w % 4 == 0 for w in widths)
+    assert choose_widths(lengths[:200], 32, 5, epochs=2, maxlen=100, step=8) == [100]  # little data: one
+    data = TrimmedBatches(x, y, 32, widths, 5, seed=0)
+    shapes, orders = set(), []
+    for _ in range(3):
+        rows = []
+        for i in range(data.num_batches):
+            xb, yb = data[i]
+            assert xb.shape[1] in widths and xb.shape[1] >= min(100, lengths[yb].max() + 5)
+            np.testing.assert_array_equal(xb, x[yb, :xb.shape[1]])
+            shapes.add(xb.shape)
+            rows.extend(yb.tolist())
+        assert sorted(rows) == list(range(len(x)))
+        orders.append(rows)
+        data.on_epoch_end()
+    assert orders[0] != orders[1]  # reshuffled every epoch
+    assert len(shapes) <= len(widths) + 1  # the partial last batch: one shape more
+    again = TrimmedBatches(x, y, 32, widths, 5, seed=0)
+    assert [again[i][1].tolist() for i in range(again.num_batches)] == [orders[0][i:i + 32] for i in range(0, len(x), 32)]
+
+
+def test_training_on_trimmed_batches_gives_the_full_width_weights():
+    from textclass.models.batches import TrimmedBatches
+
+    x, y = tokens(40, seed=4), np.arange(40) % 2
+    weights = []
+    for widths in ([100], [40]):  # the same seed, the same batches: cut to 30 tokens + 5 + rounding, or not
+        keras.utils.set_random_seed(0)
+        model = build("cnn", embedding_dim=8, num_filters=4)
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        model.fit(TrimmedBatches(x, y, 8, widths, 5, seed=0), epochs=2, verbose=0, shuffle=False)
+        weights.append(model.get_weights())
+    for trimmed, full in zip(*weights):
+        np.testing.assert_allclose(trimmed, full, atol=1e-5)
+
+
+def test_one_width_fit_trains_as_the_padded_fit_does(monkeypatch):
+    """Little data gets one width: the estimator then feeds Keras the trimmed rows and lets Keras
+    shuffle them, so a seeded fit (validation split and early stopping included) ends with the
+    padded fit's weights, and CV figures stay what they were."""
+    from textclass.estimator import TextClassifier
+    from textclass.models import ModelSpec
+
+    rng = np.random.default_rng(0)
+    words = ["good", "great", "bad", "awful", "movie", "food", "the", "was", "very", "not"]
+    texts = [" ".join(rng.choice(words, size=rng.integers(2, 12))) for _ in range(60)]
+    labels = [int(("good" in t or "great" in t) and "not" not in t) for t in texts]
+    widths, real_fit = [], keras.Model.fit
+
+    def spy(model, x=None, *args, **kwargs):
+        widths.append(x.shape[1])
+        return real_fit(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spy)
+    params = dict(random_state=0, epochs=3, batch_size=8, embedding_dim=8, num_filters=4,
+                  validation_split=0.2, early_stopping=True, patience=1)
+    trimmed = TextClassifier("cnn", **params).fit(texts, labels)
+    monkeypatch.setattr(ModelSpec, "trim_extra", lambda self, params=None: None)  # the padded fit
+    padded = TextClassifier("cnn", **params).fit(texts, labels)
+    assert widths == [16, 100]  # 11 words + kernel 5, rounded up to 8; then maxlen
+    for a, b in zip(trimmed.model_.get_weights(), padded.model_.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert trimmed.history_["val_loss"] == pytest.approx(padded.history_["val_loss"], abs=1e-5)

@@ -225,6 +225,7 @@ def run_tasks(tasks: Sequence[Task], *, n_jobs: int | None = None,
     from joblib import Parallel, delayed
 
     def indexed(i: int, fn: Callable[..., dict[str, Any]], args: tuple) -> tuple[int, dict[str, Any]]:
+        one_thread()
         try:
             return i, fn(*args)
         finally:
@@ -237,6 +238,18 @@ def run_tasks(tasks: Sequence[Task], *, n_jobs: int | None = None,
         if on_done:
             on_done(tasks[i], result)
     return results  # type: ignore[return-value]
+
+
+def one_thread() -> None:
+    """Make a worker process compute on one thread: n workers each running XLA's and BLAS's
+    per-core thread pools would oversubscribe the n cores. Takes effect for XLA when called
+    before the worker's first JAX import (its first task), which is where ``run_tasks`` calls it."""
+    import os
+
+    from threadpoolctl import threadpool_limits
+
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+    threadpool_limits(1)
 
 
 def _release_keras() -> None:

@@ -263,9 +263,11 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     def _fit_keras(self, spec, hyper, texts, codes, callbacks) -> None:
         import keras
 
+        from textclass.compile_cache import use_compile_cache
         from textclass.models import PREPROCESS_PARAMS, TRAIN_PARAMS
         from textclass.preprocess import BowPreprocessor, SequencePreprocessor
 
+        use_compile_cache()
         if self.random_state is not None:
             keras.utils.set_random_seed(self.random_state)
         train_idx, val_idx = self._validation_split(codes)
@@ -299,10 +301,25 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             callbacks = [keras.callbacks.EarlyStopping(
                 monitor="val_loss" if validation_data is not None else "loss",
                 patience=self.patience, restore_best_weights=True)] + callbacks
-        history = model.fit(x_train, codes[train_idx], epochs=hyper["epochs"],
-                            batch_size=hyper["batch_size"], validation_data=validation_data,
+        x_fit, y_fit, batch_size, shuffle = x_train, codes[train_idx], hyper["batch_size"], True
+        extra = spec.trim_extra(hyper) if spec.inputs == "sequences" else None
+        if extra is not None:  # the padded tail does not change this model: train on trimmed batches
+            from textclass.models.batches import training_batches
+
+            batches, val_batches = training_batches(
+                x_train, y_fit, batch_size=hyper["batch_size"], epochs=hyper["epochs"], extra=extra,
+                step=WIDTH_STEP, seed=self.random_state, validation=validation_data)
+            if len(batches.widths) > 1:  # length buckets: the batches shuffle themselves
+                x_fit, validation_data = batches, val_batches
+                y_fit, batch_size, shuffle = None, None, False
+            else:  # one width: Keras' own shuffled batches of the trimmed rows, as the padded fit draws them
+                x_fit = x_train[:, :batches.widths[0]]
+                if validation_data is not None:
+                    validation_data = (validation_data[0][:, :val_batches.widths[0]], validation_data[1])
+        history = model.fit(x_fit, y_fit, epochs=hyper["epochs"], batch_size=batch_size,
+                            validation_data=validation_data,
                             class_weight=self._class_weight(codes[train_idx]),
-                            callbacks=callbacks, verbose=self.verbose, shuffle=True)
+                            callbacks=callbacks, verbose=self.verbose, shuffle=shuffle)
         self.model_ = model
         self.preprocessor_ = pre
         self.history_ = {k: [float(v) for v in vs] for k, vs in history.history.items()}

@@ -93,7 +93,7 @@ class SequencePreprocessor:
             idx = order[b:b + batch_size]
             width = None
             if trim is not None:
-                width = min(self.maxlen, -(-(int(lengths[idx].max()) + trim) // width_step) * width_step)
+                width = min(self.maxlen, max(width_step, -(-(int(lengths[idx].max()) + trim) // width_step) * width_step))
             yield idx, self.pad([seqs[i] for i in idx], width)
 
     def get_config(self) -> dict:

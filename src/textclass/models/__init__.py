@@ -68,9 +68,12 @@ class ModelSpec:
         ``{"low": .., "high": .., "log": bool, "int": bool}``.
     trim : int, str or None
         Padded positions to keep after the longest real sequence when a post-padded batch is
-        trimmed for speed (``keras.trim_padding``) without changing predictions: an int, or the
-        name of the hyperparameter that gives it (``"kernel_size"`` for the CNN, whose windows
-        span that many positions). ``None``: every position matters; never trim.
+        trimmed for speed (``keras.trim_padding``) without changing predictions, or the loss and
+        gradients of a training batch (``models.batches``): an int, or the name of the
+        hyperparameter that gives it (``"kernel_size"`` for the CNN, whose windows span that many
+        positions); 0 for the recurrent models, which mask the padding. ``None``: every position
+        matters (Flatten; the transformer, whose rows without a known word attend over every
+        position); never trim.
     """
 
     name: str
@@ -161,12 +164,12 @@ MODELS: dict[str, ModelSpec] = {
               "keras", "sequences", ("keras", "build_bilstm"),
               {**_SEQ, "embedding_dim": 64, "units": 32, "dropout": 0.2, "epochs": 5, "batch_size": 32},
               {"embedding_dim": [32, 64, 128], "units": [16, 32, 64],
-               "dropout": {"low": 0.0, "high": 0.5, "log": False, "int": False}}),
+               "dropout": {"low": 0.0, "high": 0.5, "log": False, "int": False}}, trim=0),
         _spec("gru", "Embedding -> Bidirectional(GRU) -> output (padding masked)",
               "keras", "sequences", ("keras", "build_gru"),
               {**_SEQ, "embedding_dim": 64, "units": 32, "dropout": 0.2, "epochs": 5, "batch_size": 32},
               {"embedding_dim": [32, 64, 128], "units": [16, 32, 64],
-               "dropout": {"low": 0.0, "high": 0.5, "log": False, "int": False}}),
+               "dropout": {"low": 0.0, "high": 0.5, "log": False, "int": False}}, trim=0),
         _spec("transformer", "token + position embedding -> 1 Transformer encoder block -> mean pool -> output",
               "keras", "sequences", ("keras", "build_transformer"),
               {**_SEQ, "embedding_dim": 32, "num_heads": 2, "ff_dim": 64, "dropout": 0.1,

@@ -10,9 +10,12 @@ Padding trimming (``trim_padding``): for post-padded token ids, models whose out
 the padded tail only through a max over positions (Embedding → [Conv1D(valid) →]
 GlobalMaxPool1D) give identical outputs when each batch is cut to the longest real length plus
 a few padded positions: every window lying wholly in the padding has the same value, so keeping
-one of them is enough. ``ModelSpec.trim`` says how many to keep (``kernel_size`` for the CNN,
-1 for the max-pool models) and is ``None`` for models where the tail matters (Flatten,
-recurrent and attention encoders).
+one of them is enough. The recurrent encoders mask the padding (a masked step keeps the state
+as it was), so they need none of it. ``ModelSpec.trim`` says how many to keep (``kernel_size``
+for the CNN, 1 for the max-pool models, 0 for the recurrent ones) and is ``None`` where the tail
+matters: Flatten, and the transformer (its fixed-width input and position embedding aside, a
+text with no known word attends over, and mean-pools, every position, so its output depends on
+the width).
 """
 
 from __future__ import annotations
@@ -266,5 +269,5 @@ def trim_padding(x: np.ndarray, extra: int, multiple: int = 8) -> np.ndarray:
     # Real length = position of the last non-zero id + 1 (0 for an all-padding row).
     lengths = np.where(nonzero.any(axis=1), x.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
     longest = int(lengths.max(initial=0))
-    keep = min(x.shape[1], math.ceil((longest + extra) / multiple) * multiple)
+    keep = min(x.shape[1], max(multiple, math.ceil((longest + extra) / multiple) * multiple))
     return x[:, :keep]
