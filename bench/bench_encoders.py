@@ -207,8 +207,8 @@ def main() -> None:
     pd.set_option("display.width", 200)
     if not args.throughput_only:
         folds = cross_validate(args)
-        print("\nstratified %d-fold CV per source, same folds for every row (seed %d); 95%% corrected "
-              "t-interval; p: corrected paired t-test vs the ref row (best with >= 2 folds) over the folds both ran" % (args.folds, SEED))
+        print(f"\nstratified {args.folds}-fold CV per source, same folds for every row (seed {SEED}); 95% corrected "
+              "t-interval; p: corrected paired t-test vs the ref row (best with >= 2 folds) over the folds both ran")
         print(summary(folds).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if not args.no_throughput:
         table = throughput(args.throughput_texts, args.batch_size)

@@ -40,6 +40,7 @@ from rich.table import Table
 
 from textclass.search import load_where, search_run
 
+
 def cpu_seconds() -> float:
     """User + system CPU time of this process and its finished children (the worker processes)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)

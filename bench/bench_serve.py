@@ -161,7 +161,7 @@ def main() -> None:
                   f"{r['errors']} errors (load average before: {load:.1f})", flush=True)
 
     print()
-    print(f"| row | requests | req/s | p50 ms | p99 ms | errors | RSS after (MB) | ready (s) | load avg | goal |")
+    print("| row | requests | req/s | p50 ms | p99 ms | errors | RSS after (MB) | ready (s) | load avg | goal |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         rps_goal, p99_goal = GOALS[r["model"]]

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import real_dataset
 from scipy import stats
 
-from conftest import real_dataset
 from textclass.cli import main
 from textclass.compare import compare, corrected_ttest, cross_domain_table, t_interval, wilson_interval
 

@@ -8,6 +8,7 @@ from collections import Counter
 import jsonschema
 import numpy as np
 import pytest
+from conftest import real_dataset
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -17,7 +18,6 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
-from conftest import real_dataset
 from textclass.cli import main
 from textclass.errors import DataError, ParameterError
 from textclass.estimator import TextClassifier

@@ -13,9 +13,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import real_dataset
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
-from conftest import real_dataset
 from textclass import export as export_module
 from textclass import runtime
 from textclass.cli import main

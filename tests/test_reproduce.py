@@ -7,8 +7,8 @@ import json
 
 import pandas as pd
 import pytest
-
 from conftest import real_dataset
+
 from textclass import reproduce as rp
 from textclass.cli import main
 from textclass.errors import ParameterError

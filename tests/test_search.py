@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import real_dataset
+
 from textclass import search as search_mod
 from textclass.cli import main
 from textclass.errors import ParameterError

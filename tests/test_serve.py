@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 import pytest
-
 from _serve_support import TINY_CNN, running, train_bow_run, yelp
 from conftest import real_dataset
 

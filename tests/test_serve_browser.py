@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from _serve_support import running, train_bow_run
 
 CHROMIUM = os.environ.get("TEXTCLASS_CHROMIUM", "/usr/bin/chromium")

@@ -467,7 +467,8 @@ def reproduce(
     Example: textclass reproduce --only 1,7 -o reproduce ; textclass reproduce --beyond
     """
     from textclass.files import check_out_dir
-    from textclass.reproduce import Settings, parse_sources, render, reproduce as run_reproduce
+    from textclass.reproduce import Settings, parse_sources, render
+    from textclass.reproduce import reproduce as run_reproduce
 
     check_out_dir(out)
     overrides = {k: v for k, v in (("folds", folds), ("repeats", repeats), ("n_jobs", jobs)) if v is not None}
@@ -497,7 +498,8 @@ def explain(
     """
     import json
 
-    from textclass.explain import explain as explain_texts, render
+    from textclass.explain import explain as explain_texts
+    from textclass.explain import render
     from textclass.predict import load_predictor
 
     clf = load_predictor(run)

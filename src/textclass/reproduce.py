@@ -271,8 +271,8 @@ def _glove_subset(frames: Mapping[str, pd.DataFrame], folder: Path) -> Path:
     embedding matrix is the one the full file gives, without re-reading 400,000 lines per fit."""
     import gzip
 
-    from textclass.embeddings import VECTORS
     from textclass.data import data_home
+    from textclass.embeddings import VECTORS
     from textclass.tokenize import Tokenizer
 
     texts = pd.concat([f["text"] for f in frames.values()]).tolist()

@@ -25,9 +25,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from textclass.data import split_frame
+from textclass.errors import DataError
 from textclass.estimator import TextClassifier
 from textclass.evaluate import METRIC_KEYS, evaluate_model
-from textclass.errors import DataError
 from textclass.files import check_out_dir, write_text_atomic
 from textclass.plots import plot_confusion, plot_history
 

@@ -14,8 +14,8 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn import get_config
 from scipy.special import expit
+from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -28,6 +28,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
 from textclass.errors import DataError, LabelWarning, ParameterError
+
 # CountVectorizer's default token pattern and its faster findall equivalent, shared with the runtime.
 from textclass.features import DEFAULT_TOKEN_PATTERN
 from textclass.features import DEFAULT_TOKENS as _DEFAULT_TOKENS
