@@ -114,7 +114,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
 BEYOND: tuple[Experiment, ...] = (
     Experiment(9, "NBSVM: NB-scaled binary 1-3-grams + logistic regression", "nbsvm", {}, {},
                tutorial_sources=(), beyond=True),
-    Experiment(10, "frozen MiniLM sentence embeddings + logistic regression", "sentence-embed", {}, {},
+    Experiment(10, "frozen MiniLM sentence embeddings + RBF SVM", "sentence-embed", {}, {},
                tutorial_sources=(), beyond=True),
     Experiment(11, "MiniLM fine-tuned end to end (mean pool -> linear)", "encoder-tuned",
                {"epochs": 4, "batch_size": 16}, {}, tutorial_sources=(), beyond=True),
