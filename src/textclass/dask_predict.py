@@ -33,6 +33,7 @@ from textclass.predict import (
     progress_line,
     read_input,
 )
+from textclass.runtime import MANIFEST  # the same name for run directories and exports
 
 PART_ROWS = 1 << 17  # rows of Parquet row groups gathered into one task
 CONNECT_TIMEOUT = "10s"
@@ -166,7 +167,7 @@ def worker_predictor(run: str) -> Any:
 
 
 def _manifest_digest(run: Path) -> str:
-    for manifest in (run / "model" / "manifest.json", run / "manifest.json"):
+    for manifest in (run / "model" / MANIFEST, run / MANIFEST):  # as load_predictor looks
         if manifest.is_file():
             return sha256_file(manifest)
     return ""  # load_predictor says what is missing
