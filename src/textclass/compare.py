@@ -29,6 +29,7 @@ import pandas as pd
 
 from textclass.errors import DataError, ParameterError, did_you_mean
 from textclass.files import write_text_atomic
+from textclass.models.pool import reusing_models
 
 INTERVAL_NOTE = (
     "95% interval: Student t over the fold scores with the Nadeau-Bengio corrected variance "
@@ -217,17 +218,19 @@ def run_tasks(tasks: Sequence[Task], *, n_jobs: int | None = None,
     n_jobs = default_jobs() if n_jobs is None else n_jobs
     results: list[dict[str, Any] | None] = [None] * len(tasks)
     if n_jobs <= 1 or len(tasks) <= 1:
-        for i, task in enumerate(tasks):
-            results[i] = task.fn(*task.args)
-            if on_done:
-                on_done(task, results[i])
+        with reusing_models():
+            for i, task in enumerate(tasks):
+                results[i] = task.fn(*task.args)
+                if on_done:
+                    on_done(task, results[i])
         return results  # type: ignore[return-value]
     from joblib import Parallel, delayed
 
     def indexed(i: int, fn: Callable[..., dict[str, Any]], args: tuple) -> tuple[int, dict[str, Any]]:
         one_thread()
         try:
-            return i, fn(*args)
+            with reusing_models():
+                return i, fn(*args)
         finally:
             _release_keras()
 

@@ -264,7 +264,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         import keras
 
         from textclass.compile_cache import use_compile_cache
-        from textclass.models import PREPROCESS_PARAMS, TRAIN_PARAMS
+        from textclass.models import PREPROCESS_PARAMS, TRAIN_PARAMS, pool
         from textclass.preprocess import BowPreprocessor, SequencePreprocessor
 
         use_compile_cache()
@@ -286,12 +286,28 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if "vectors" in build_args and not _accepts(spec.build, "vectors"):
             del build_args["vectors"]
         activation, loss = _HEADS[self.task_]
-        n_outputs = 1 if self.task_ == "binary" else len(self.classes_)
-        model = spec.build(input_dim=pre.input_dim,
-                           input_length=pre.maxlen if spec.inputs == "sequences" else None,
-                           n_outputs=n_outputs, activation=activation,
-                           embedding_matrix=embedding_matrix, **build_args)
-        model.compile(optimizer=self._optimizer(), loss=loss, metrics=["accuracy"])
+        input_dim = pre.input_dim
+        if spec.inputs == "sequences":  # a few shared shapes: folds and trials reuse compiled programs
+            input_dim = pool.vocabulary_rows(input_dim)
+            if embedding_matrix is not None:
+                embedding_matrix = np.pad(embedding_matrix, ((0, input_dim - len(embedding_matrix)), (0, 0)))
+        build = dict(input_dim=input_dim, input_length=pre.maxlen if spec.inputs == "sequences" else None,
+                     n_outputs=1 if self.task_ == "binary" else len(self.classes_), activation=activation,
+                     **build_args)
+        optimizer = self._optimizer()
+
+        def built():
+            model = spec.build(embedding_matrix=embedding_matrix, **build)
+            model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+            return model
+
+        key = None  # a model's starting state is its key: seeded, and no per-fit embedding matrix
+        if self.random_state is not None and embedding_matrix is None:
+            key = (spec.name, repr(sorted(build.items())), loss, repr(sorted((k, v) for k, v in optimizer.get_config().items() if k != "name")),
+                   self.random_state, keras.config.dtype_policy().name)
+        if hasattr(self, "model_"):
+            pool.give_back(self.model_)
+        model, reused = pool.take(self, key, built)
 
         x_train = pre.transform(train_texts)
         validation_data = None
@@ -316,6 +332,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                 x_fit = x_train[:, :batches.widths[0]]
                 if validation_data is not None:
                     validation_data = (validation_data[0][:, :val_batches.widths[0]], validation_data[1])
+        if reused and shuffle:  # a new model's first fit draws one shuffle to build its metrics: so must this
+            np.random.permutation(len(x_fit))
         history = model.fit(x_fit, y_fit, epochs=hyper["epochs"], batch_size=batch_size,
                             validation_data=validation_data,
                             class_weight=self._class_weight(codes[train_idx]),
@@ -451,6 +469,12 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         else:
             lines: list[str] = []
             self.model_.summary(print_fn=lambda line, **_: lines.append(line))
+            if self.preprocessor_.kind == "sequences":
+                from textclass.models.pool import vocabulary_rows
+
+                ids = self.preprocessor_.input_dim
+                lines.append(f"embedding rows: {vocabulary_rows(ids)} for {ids} token ids "
+                             "(rounded up to a shared size; the extra rows are never looked up)")
             body = "\n".join(lines)
         params = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters_.items())
         return f"{self.model} ({self.task_}, {len(self.classes_)} classes)\n{body}\nhyperparameters: {params}"

@@ -44,8 +44,10 @@ from typing import Any
 
 import numpy as np
 
+from textclass.compare import one_thread
 from textclass.errors import ParameterError, TextclassError, did_you_mean
 from textclass.files import atomic_open, write_text_atomic
+from textclass.models.pool import reusing_models
 from textclass.space import SearchSpace, model_space
 
 SAMPLERS = ("grid", "random", "tpe")
@@ -341,7 +343,7 @@ def _parallel(config, X, y, url, name, remaining, jobs, dask, n_before, bar) -> 
 
         # spawn, not fork: JAX and SQLite connections do not survive a fork.
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(jobs, remaining), mp_context=context, initializer=_one_thread) as pool:
+        with ProcessPoolExecutor(min(jobs, remaining), mp_context=context, initializer=one_thread) as pool:
             futures = [
                 pool.submit(_worker, config, X, y, url, name, 1, _seed(config, n_before, i)) for i in range(remaining)
             ]
@@ -375,15 +377,6 @@ def _parallel(config, X, y, url, name, remaining, jobs, dask, n_before, bar) -> 
             client.close()
 
 
-def _one_thread() -> None:
-    """Local worker processes each train on one core: N processes with a thread pool per core
-    each oversubscribe the machine (measured under load: a second process gained nothing)."""
-    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-
-
 def _worker(config: SearchConfig, X, y, url: str, name: str, n_trials: int, seed: int) -> int:
     """A worker process: load the shared study and run ``n_trials`` finished trials."""
     import optuna
@@ -407,7 +400,8 @@ def _optimize(study, config: SearchConfig, X, y, n_trials: int, seed: int, on_tr
     objective = _objective(config, X, y, folds)
     finished, failures, last = 0, 0, []
     while finished < n_trials:
-        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[lambda s, t: last.append(t)])
+        with reusing_models():  # the trials' estimators are dropped after scoring: their models are reused
+            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[lambda s, t: last.append(t)])
         trial = last[-1]
         if on_trial is not None:
             on_trial()
