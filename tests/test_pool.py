@@ -12,7 +12,8 @@ from test_estimator import CNN, corpus
 from textclass.estimator import TextClassifier
 from textclass.models.pool import reusing_models, vocabulary_rows
 
-GRU = dict(embedding_dim=8, units=4, dropout=0.3, maxlen=20, epochs=2, batch_size=8, random_state=0)
+CNN = {**CNN, "maxlen": 24}
+GRU = dict(embedding_dim=8, units=4, dropout=0.3, maxlen=24, epochs=2, batch_size=8, random_state=0)
 
 
 def test_vocabulary_rows_round_up_to_few_shared_sizes():
@@ -26,8 +27,11 @@ def _fit(params, X, y, **extra):
     return TextClassifier("cnn" if "num_filters" in params else "gru", **params, **extra).fit(X, y)
 
 
+@pytest.mark.parametrize("widths", [None, [8, 24]], ids=["one-width", "length-buckets"])
 @pytest.mark.parametrize("params", [CNN, GRU], ids=["cnn", "gru-dropout"])
-def test_reused_model_trains_as_a_fresh_one(params):
+def test_reused_model_trains_as_a_fresh_one(params, widths, monkeypatch):
+    if widths:  # long corpora train on several widths, in batches that shuffle themselves
+        monkeypatch.setattr("textclass.models.batches.choose_widths", lambda *a, **k: np.asarray(widths))
     X1, y1 = corpus(60, seed=1)
     X2, y2 = corpus(50, seed=2)  # another fold: another vocabulary, the same rounded shape
     options = dict(validation_split=0.2, early_stopping=True, patience=1)

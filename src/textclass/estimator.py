@@ -332,8 +332,13 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                 x_fit = x_train[:, :batches.widths[0]]
                 if validation_data is not None:
                     validation_data = (validation_data[0][:, :val_batches.widths[0]], validation_data[1])
-        if reused and shuffle:  # a new model's first fit draws one shuffle to build its metrics: so must this
-            np.random.permutation(len(x_fit))
+        if reused:  # Keras' first fit of a new model draws one epoch's batches to build its metrics, then
+            # discards them: draw them here too, so the seeded epochs are a fresh model's
+            if shuffle:
+                np.random.permutation(len(x_fit))
+            elif hasattr(x_fit, "on_epoch_end"):
+                x_fit[0]
+                x_fit.on_epoch_end()
         history = model.fit(x_fit, y_fit, epochs=hyper["epochs"], batch_size=batch_size,
                             validation_data=validation_data,
                             class_weight=self._class_weight(codes[train_idx]),
