@@ -268,3 +268,30 @@ def test_text_equivalents_of_fit_checks(model, params):
     assert added and all(k.endswith("_") for k in added)  # only fitted attributes appear
     refit = clone(clf).fit(X, y)
     np.testing.assert_array_equal(refit.predict(X), clf.predict(X))
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_cnn_predictor_gives_keras_outputs(task):
+    from textclass import estimator
+
+    X, y = corpus()
+    clf = TextClassifier("cnn", **CNN).fit(X, y if task == "binary" else topics(y))
+    fast = clf.predict_proba(X)
+    assert estimator._PREDICTORS[clf.model_] is not None  # the folded convolution ran
+    estimator._PREDICTORS[clf.model_] = None  # Keras' own forward pass
+    np.testing.assert_allclose(fast, clf.predict_proba(X), atol=1e-5)
+    assert fast.std(axis=0).max() > 1e-3  # outputs that vary with the text
+
+
+def test_refit_drops_the_stale_predictor():
+    from textclass.models.pool import reusing_models
+
+    X, y = corpus()
+    with reusing_models():
+        clf = TextClassifier("cnn", **CNN).fit(X, y)
+        clf.predict_proba(X)  # builds the predictor from these weights
+        model = clf.model_
+        clf.fit(X, [1 - v for v in y])  # the same (pooled) Keras model, new weights
+        assert clf.model_ is model
+        keras_out = np.asarray(model.predict_on_batch(clf.preprocessor_.transform(X)))[:, 0]
+        np.testing.assert_allclose(clf.predict_proba(X)[:, 1], keras_out, atol=1e-5)

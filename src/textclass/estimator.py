@@ -10,7 +10,8 @@ from __future__ import annotations
 import inspect
 import numbers
 import warnings
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,9 @@ from textclass.errors import DataError, LabelWarning, ParameterError, did_you_me
 
 PREDICT_BATCH = 512  # rows per forward pass: bounded memory, few distinct shapes to compile
 PREDICT_CHUNK = 16384  # texts tokenized at a time, so huge inputs stream in bounded memory
+
+#: Keras model -> its ``ModelSpec.predictor`` function (or None); weak, so it goes with the model.
+_PREDICTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 WIDTH_STEP = 8  # trimmed widths are rounded up to a multiple of this, to limit recompiles
 
 _HEADS = {  # task -> (activation, loss)
@@ -308,6 +312,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if hasattr(self, "model_"):
             pool.give_back(self.model_)
         model, reused = pool.take(self, key, built)
+        _PREDICTORS.pop(model, None)  # a reused model's weights change: its predictor is stale
 
         x_train = pre.transform(train_texts)
         validation_data = None
@@ -405,6 +410,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         n_out = 1 if self.task_ == "binary" else len(self.classes_)
         out = np.empty((len(texts), n_out), dtype=np.float32)
         trim = self._trim()
+        pending: list = []  # the previous chunk's outputs, computed while this chunk is tokenized
         for start in range(0, len(texts), PREDICT_CHUNK):
             chunk = texts[start:start + PREDICT_CHUNK]
             if pre.kind == "sequences":
@@ -412,8 +418,12 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             else:
                 batches = ((np.arange(b, min(b + PREDICT_BATCH, len(chunk))), pre.transform(chunk[b:b + PREDICT_BATCH]))
                            for b in range(0, len(chunk), PREDICT_BATCH))
-            for idx, x in batches:
-                out[start + idx] = self._run(x)
+            dispatched = [(start + idx, self._run(x)) for idx, x in batches]
+            for rows, y in pending:
+                out[rows] = np.asarray(y)
+            pending = dispatched
+        for rows, y in pending:
+            out[rows] = np.asarray(y)
         return out
 
     def _trim(self) -> int | None:
@@ -422,13 +432,25 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
         return get_model(self.model).trim_extra(self.hyperparameters_)
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        """One jitted forward pass; rows are padded to a power of two so few shapes get compiled."""
+    def _run(self, x: np.ndarray) -> Any:
+        """One jitted forward pass (the model's predictor where it has one: asynchronous); rows are
+        padded to a power of two so few shapes get compiled."""
         n = len(x)
         rows = 1 << max(0, (n - 1).bit_length())
         if rows != n:
             x = np.concatenate([x, np.zeros((rows - n,) + x.shape[1:], dtype=x.dtype)])
-        return np.asarray(self.model_.predict_on_batch(x))[:n]
+        fast = self._predictor()
+        y = fast(x) if fast is not None else None
+        return (y if y is not None else np.asarray(self.model_.predict_on_batch(x)))[:n]
+
+    def _predictor(self) -> Callable[[np.ndarray], Any] | None:
+        """The registry's faster forward pass for this fitted model, built once per model."""
+        if self.model_ not in _PREDICTORS:
+            from textclass.models import get_model
+
+            make = get_model(self.model).predictor
+            _PREDICTORS[self.model_] = make(self.model_) if make is not None else None
+        return _PREDICTORS[self.model_]
 
     def predict(self, X: Iterable[str]) -> np.ndarray | list[tuple]:
         """The user's own labels; for multi-label, a list of tag tuples (probability > threshold)."""

@@ -74,6 +74,10 @@ class ModelSpec:
         positions); 0 for the recurrent models, which mask the padding. ``None``: every position
         matters (Flatten; the transformer, whose rows without a known word attend over every
         position); never trim.
+    predictor : callable or None
+        Keras models with a faster forward pass for prediction: called with the fitted Keras
+        model, it returns a function from a batch of inputs to the outputs (equal within 1e-5),
+        or None where that model cannot take it.
     """
 
     name: str
@@ -84,6 +88,7 @@ class ModelSpec:
     defaults: Mapping[str, Any]
     space: Mapping[str, Any]
     trim: int | str | None = None
+    predictor: Callable[[Any], Callable[[Any], Any] | None] | None = None
 
     @property
     def model_params(self) -> set[str]:
@@ -98,10 +103,10 @@ class ModelSpec:
 
 
 def _lazy(module: str, name: str) -> Callable[..., Any]:
-    """A builder that imports ``textclass.models.<module>`` (Keras, scikit-learn) on first call."""
+    """A function of ``textclass.models.<module>`` (Keras, scikit-learn), imported on first call."""
 
-    def build(**kwargs: Any) -> Any:
-        return getattr(importlib.import_module(f"{__name__}.{module}"), name)(**kwargs)
+    def build(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)(*args, **kwargs)
 
     build.__name__ = build.__qualname__ = name
     build.__doc__ = f"Build with textclass.models.{module}.{name}."
@@ -114,9 +119,10 @@ _ENCODER = {"encoder": "all-MiniLM-L6-v2", "maxlen": 128}  # sentence-transforme
 
 
 def _spec(name: str, summary: str, kind: str, inputs: str, builder: tuple[str, str],
-          defaults: dict[str, Any], space: dict[str, Any], trim: int | str | None = None) -> ModelSpec:
+          defaults: dict[str, Any], space: dict[str, Any], trim: int | str | None = None,
+          predictor: tuple[str, str] | None = None) -> ModelSpec:
     return ModelSpec(name, summary, kind, inputs, _lazy(*builder), MappingProxyType(defaults),
-                     MappingProxyType(space), trim)
+                     MappingProxyType(space), trim, _lazy(*predictor) if predictor else None)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -151,7 +157,7 @@ MODELS: dict[str, ModelSpec] = {
               {**_SEQ, "embedding_dim": 100, "num_filters": 128, "kernel_size": 5,
                "dense_units": 10, "epochs": 10, "batch_size": 10},
               {"num_filters": [32, 64, 128], "kernel_size": [3, 5, 7], "embedding_dim": [50, 100]},
-              trim="kernel_size"),
+              trim="kernel_size", predictor=("keras", "cnn_predictor")),
         _spec("tfidf-linear", "word 1-2 + char_wb 2-5 TF-IDF -> calibrated LinearSVC",
               "sklearn", "text", ("linear", "build_tfidf_linear"),
               {"C": 1.0, "word_ngram_max": 2, "char_ngram_max": 5, "min_df": 1, "n_jobs": None},
