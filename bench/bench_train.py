@@ -11,8 +11,9 @@ their train step in every fit; one untimed 1-epoch fit of each side first), then
 shipped, its compile cache in a fresh folder: the first seed fills it, later fits read it.
 
 Part 2: ``predict_proba`` of the fitted cnn on N sentences (the 3000 UCI sentences repeated),
-best of 3, against ``model.predict`` on the full 100-wide padded input, with where the time goes:
-tokenizing (``texts_to_sequences``), padding and batching, and the model calls.
+best of 3, against the same path with Keras' forward pass instead of the folded convolution
+(``models.keras.cnn_predictor``) and ``model.predict`` on the full 100-wide padded input, with
+where the time goes: tokenizing (``texts_to_sequences``), padding and batching, and the model calls.
 
     python bench/bench_train.py                  # seeds 1000 1 2; predict 10k and 100k sentences
     python bench/bench_train.py --seeds 1000 --sizes 10000
@@ -127,8 +128,8 @@ def throughput(clf, sizes):
     sentences = load_dataset("uci-sentiment")["text"].tolist()
     pre, trim = clf.preprocessor_, clf._trim()
     print("\ncnn predict_proba, sentences/s (best of 3, after one untimed run)")
-    print("| sentences | textclass | naive model.predict (100 wide) | speed-up | max abs diff | "
-          "tokenize s | pad + batch s | model calls s | goal |\n|---|---|---|---|---|---|---|---|---|")
+    print("| sentences | textclass | textclass, Keras forward | naive model.predict (100 wide) | speed-up | "
+          "max abs diff | tokenize s | pad + batch s | model calls s | goal |\n|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
         texts = (sentences * (n // len(sentences) + 1))[:n]
         print(throughput_row(clf, pre, trim, texts, PREDICT_BATCH, WIDTH_STEP), flush=True)
@@ -139,18 +140,29 @@ def throughput_row(clf, pre, trim, texts, batch, step) -> str:
         p = clf.model_.predict(pre.transform(texts), verbose=0, batch_size=batch)[:, 0]
         return np.column_stack([1.0 - p, p])
 
+    from textclass import estimator
+
     def ours():
         return clf.predict_proba(texts)
 
+    def keras_forward():  # the same path with Keras' forward pass instead of the folded convolution
+        saved = estimator._PREDICTORS.get(clf.model_)
+        estimator._PREDICTORS[clf.model_] = None
+        try:
+            return clf.predict_proba(texts)
+        finally:
+            estimator._PREDICTORS[clf.model_] = saved
+
     n = len(texts)
-    ours(), naive()
+    ours(), naive(), keras_forward()
     t_ours, p_ours = best(ours)
+    t_keras, _ = best(keras_forward)
     t_naive, p_naive = best(naive, repeat=1 if n > 20_000 else 3)
     t_tok, _ = best(lambda: pre.sequences(texts))
     t_batch, batches = best(lambda: list(pre.batches(texts, trim, batch, step)))
-    t_model, _ = best(lambda: [clf._run(x) for _, x in batches])
+    t_model, _ = best(lambda: [np.asarray(clf._run(x)) for _, x in batches])
     rate = n / t_ours
-    return (f"| {n:,} | {rate:,.0f} | {n / t_naive:,.0f} | {t_naive / t_ours:.2f}x | "
+    return (f"| {n:,} | {rate:,.0f} | {n / t_keras:,.0f} | {n / t_naive:,.0f} | {t_naive / t_ours:.2f}x | "
             f"{float(np.max(np.abs(p_ours - p_naive))):.1e} | {t_tok:.3f} | {t_batch - t_tok:.3f} | "
             f"{t_model:.3f} | >= 100,000 {'ok' if rate >= 100_000 else 'MISSED'} |")
 

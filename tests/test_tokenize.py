@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from textclass.errors import DataError, ParameterError
-from textclass.tokenize import KERAS_FILTERS, Tokenizer, pad_flat, pad_sequences
+from textclass.tokenize import KERAS_FILTERS, Tokenizer, pad_sequences
 
 
 def _yelp_train() -> list[str]:
@@ -204,27 +204,3 @@ def test_non_string_with_lower_false():
         tok.texts_to_sequences([3])
     with pytest.raises(DataError, match="text 1 is NoneType"):
         Tokenizer(lower=False).fit(["a", None])
-
-
-@pytest.mark.parametrize("settings", [{}, {"num_words": 40}, {"oov_token": "<unk>"}, {"num_words": 30, "oov_token": "<unk>"},
-                                      {"lower": False, "split": "-"}, {"filters": ""}])
-def test_texts_to_ids_are_texts_to_sequences_back_to_back(yelp, settings):
-    train, _ = yelp
-    texts = train[:400] + ["", "   ", "!!!", "Unseen words only zzqx", "the THE the"]
-    tok = Tokenizer(**settings).fit(train[:300])
-    seqs = tok.texts_to_sequences(texts)
-    ids, lengths = tok.texts_to_ids(texts)
-    assert ids.dtype == np.int32 and lengths.tolist() == [len(s) for s in seqs]
-    assert ids.tolist() == [i for s in seqs for i in s]
-
-
-@pytest.mark.parametrize("padding", ["pre", "post"])
-@pytest.mark.parametrize("truncating", ["pre", "post"])
-def test_pad_flat_is_pad_sequences(padding, truncating):
-    rng = np.random.default_rng(0)
-    seqs = [rng.integers(1, 50, size=n).tolist() for n in rng.integers(0, 12, size=60)]
-    lengths = np.array([len(s) for s in seqs])
-    flat = np.array([i for s in seqs for i in s], dtype=np.int32)
-    for maxlen in (1, 5, 12):
-        np.testing.assert_array_equal(pad_flat(flat, lengths, maxlen, padding, truncating),
-                                      pad_sequences(seqs, maxlen=maxlen, padding=padding, truncating=truncating))

@@ -420,10 +420,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                            for b in range(0, len(chunk), PREDICT_BATCH))
             dispatched = [(start + idx, self._run(x)) for idx, x in batches]
             for rows, y in pending:
-                out[rows] = np.asarray(y)
+                out[rows] = np.asarray(y)[:len(rows)]
             pending = dispatched
         for rows, y in pending:
-            out[rows] = np.asarray(y)
+            out[rows] = np.asarray(y)[:len(rows)]
         return out
 
     def _trim(self) -> int | None:
@@ -434,14 +434,15 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def _run(self, x: np.ndarray) -> Any:
         """One jitted forward pass (the model's predictor where it has one: asynchronous); rows are
-        padded to a power of two so few shapes get compiled."""
+        padded to a power of two so few shapes get compiled, and the caller drops the padded rows
+        (after conversion to NumPy: slicing a JAX array would compile a program per size)."""
         n = len(x)
         rows = 1 << max(0, (n - 1).bit_length())
         if rows != n:
             x = np.concatenate([x, np.zeros((rows - n,) + x.shape[1:], dtype=x.dtype)])
         fast = self._predictor()
         y = fast(x) if fast is not None else None
-        return (y if y is not None else np.asarray(self.model_.predict_on_batch(x)))[:n]
+        return y if y is not None else self.model_.predict_on_batch(x)
 
     def _predictor(self) -> Callable[[np.ndarray], Any] | None:
         """The registry's faster forward pass for this fitted model, built once per model."""

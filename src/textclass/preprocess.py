@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from textclass.errors import ModelFileError, ParameterError
-from textclass.tokenize import Tokenizer, pad_flat, pad_sequences
+from textclass.tokenize import Tokenizer, pad_sequences
 
 _SIDES = ("pre", "post")
 
@@ -67,11 +67,14 @@ class SequencePreprocessor:
         With ``width`` at least the longest (truncated) sequence, the dropped columns are all
         padding, so a model whose output does not depend on extra padding gives the same result.
         """
-        return self._cut(pad_sequences(sequences, maxlen=self.maxlen, padding=self.padding,
-                                       truncating=self.truncating), width)
+        padded = pad_sequences(sequences, maxlen=self.maxlen, padding=self.padding,
+                               truncating=self.truncating)
+        if width is None or width >= self.maxlen:
+            return padded
+        return padded[:, :width] if self.padding == "post" else padded[:, self.maxlen - width:]
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
-        return self._padded(texts)[0]
+        return self.pad(self.sequences(texts))
 
     def batches(self, texts: Sequence[str], trim: int | None, batch_size: int,
                 width_step: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -81,24 +84,17 @@ class SequencePreprocessor:
         only its longest text + ``trim`` columns, rounded up to ``width_step`` (few shapes).
         The estimator and the ONNX runtime share this, so both see the same arrays.
         """
-        padded, lengths = self._padded(texts)
-        lengths = np.minimum(lengths, self.maxlen)
-        order = np.arange(len(padded)) if trim is None else np.argsort(lengths, kind="stable")
-        for b in range(0, len(padded), batch_size):
+        seqs = self.sequences(texts)
+        order = np.arange(len(seqs))
+        if trim is not None:
+            lengths = np.fromiter((min(len(s), self.maxlen) for s in seqs), dtype=np.int64, count=len(seqs))
+            order = np.argsort(lengths, kind="stable")
+        for b in range(0, len(seqs), batch_size):
             idx = order[b:b + batch_size]
             width = None
             if trim is not None:
                 width = min(self.maxlen, max(width_step, -(-(int(lengths[idx].max()) + trim) // width_step) * width_step))
-            yield idx, self._cut(padded[idx], width)
-
-    def _padded(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        ids, lengths = self.tokenizer.texts_to_ids(texts)
-        return pad_flat(ids, lengths, self.maxlen, self.padding, self.truncating), lengths
-
-    def _cut(self, padded: np.ndarray, width: int | None) -> np.ndarray:
-        if width is None or width >= self.maxlen:
-            return padded
-        return padded[:, :width] if self.padding == "post" else padded[:, self.maxlen - width:]
+            yield idx, self.pad([seqs[i] for i in idx], width)
 
     def get_config(self) -> dict:
         return {"num_words": self.num_words, "maxlen": self.maxlen, "padding": self.padding,
