@@ -228,6 +228,7 @@ def run_tasks(tasks: Sequence[Task], *, n_jobs: int | None = None,
 
     def indexed(i: int, fn: Callable[..., dict[str, Any]], args: tuple) -> tuple[int, dict[str, Any]]:
         one_thread()
+        _keep_worker()
         try:
             with reusing_models():
                 return i, fn(*args)
@@ -253,6 +254,19 @@ def one_thread() -> None:
 
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
     threadpool_limits(1)
+
+
+WORKER_GROWTH = 4 << 30  # bytes a worker may grow by before loky replaces it (its default: 300 MB)
+
+
+def _keep_worker() -> None:
+    """Let a worker keep its compiled programs and pooled models (``models.pool``): JAX's caches
+    grow a worker by 0.6-0.9 GB over experiment 8, and past loky's 300 MB "leak" threshold loky
+    replaces it, which costs a JAX import and every compile again. joblib has no option for it;
+    the limit is loky's module constant, read by the worker loop at each check."""
+    from joblib.externals.loky import process_executor
+
+    process_executor._MAX_MEMORY_LEAK_SIZE = max(process_executor._MAX_MEMORY_LEAK_SIZE, WORKER_GROWTH)
 
 
 def _release_keras() -> None:
