@@ -88,16 +88,16 @@ def test_glove_rows_say_how_to_fetch_when_vectors_are_missing(tmp_path, monkeypa
 
 def test_ctrl_c_keeps_finished_rows_and_exits_130(tmp_path, monkeypatch, capsys):
     real = rp.run_tasks
-    calls = []
-
-    def interrupted_on_second(tasks, **kwargs):
-        calls.append(len(tasks))
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(tasks, **kwargs)
-
-    monkeypatch.setattr(rp, "run_tasks", interrupted_on_second)
     out = tmp_path / "rep"
+
+    def interrupt_after_experiment_1(tasks, *, on_done, **kwargs):
+        def done(task, result):
+            on_done(task, result)
+            if (out / "results.json").exists():  # experiment 1's rows are written: Ctrl-C now
+                raise KeyboardInterrupt
+        return real(tasks, on_done=done, **kwargs)
+
+    monkeypatch.setattr(rp, "run_tasks", interrupt_after_experiment_1)
     rc = main(["reproduce", "--quick", "--only", "1,2", "-j", "1", "-o", str(out)])
     assert rc == 130
     payload = json.loads((out / "results.json").read_text())
@@ -146,3 +146,24 @@ def test_beyond_adds_honest_rows_past_the_tutorials_table(tmp_path, capsys, monk
     report = (out / "report.md").read_text()
     assert "Past the tutorial's table on yelp" in report and "(--beyond) are not the tutorial's" in report
     assert "sentence-embed" in captured.out
+
+
+def test_experiments_share_one_task_stream_and_rows_keep_their_order(tmp_path, monkeypatch, capsys):
+    """All experiments' tasks go to the workers as one stream; whichever finishes first, the rows
+    come out in experiment order, and a log (no terminal) gets a line per finished task."""
+    real = rp.run_tasks
+    calls = []
+
+    def backwards(tasks, **kwargs):  # the last experiment's tasks finish first
+        calls.append(len(tasks))
+        return real(list(reversed(tasks)), **kwargs)
+
+    monkeypatch.setattr(rp, "run_tasks", backwards)
+    out = tmp_path / "rep"
+    assert main(["reproduce", "--quick", "--only", "1,2", "-j", "1", "-o", str(out)]) == 0
+    payload = json.loads((out / "results.json").read_text())
+    assert len(calls) == 1
+    assert [r["experiment"] for r in payload["rows"]] == sorted(r["experiment"] for r in payload["rows"])
+    assert set(payload["done_s"]) == {"1", "2"} and payload["done_s"]["1"] >= payload["done_s"]["2"]
+    err = capsys.readouterr().err
+    assert "experiment 2: bow-dense, 0 tasks left" in err and "100% done" in err

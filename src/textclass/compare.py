@@ -286,15 +286,29 @@ def _release_keras() -> None:
 
 @contextmanager
 def progress_bar(enabled: bool, description: str, total: float) -> Iterator[Callable[[float, str | None], None]]:
-    """A rich progress bar on stderr (or nothing); yields ``advance(amount, description=None)``."""
+    """A rich progress bar on stderr (or nothing); yields ``advance(amount, description=None)``.
+    Where stderr is no terminal (a log, a pipe, CI), each finished piece of work prints a line."""
     if not enabled:
         yield lambda amount, description=None: None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        started, state = time.perf_counter(), {"done": 0.0, "desc": description}
+
+        def log(amount: float, desc: str | None = None) -> None:
+            state["done"] += amount
+            state["desc"] = desc or state["desc"]
+            if amount:
+                console.print(f"{state['desc']}: {100 * state['done'] / max(total, 1e-9):.0f}% done, "
+                              f"{time.perf_counter() - started:.0f} s", highlight=False, soft_wrap=True)
+
+        yield log
+        return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=False) as progress:
+                  console=console, transient=False) as progress:
         task = progress.add_task(description, total=total)
 
         def advance(amount: float, desc: str | None = None) -> None:
