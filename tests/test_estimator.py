@@ -283,6 +283,21 @@ def test_cnn_predictor_gives_keras_outputs(task):
     assert fast.std(axis=0).max() > 1e-3  # outputs that vary with the text
 
 
+def test_fitted_cnns_share_one_compiled_predictor():
+    """The folded forward pass takes the weights as arguments: a second fitted model of the same
+    shapes (a CV fold, a search trial) runs the program the first one compiled."""
+    from textclass.models.keras import _folded_forward
+
+    X, y = corpus()
+    first = TextClassifier("cnn", **CNN).fit(X, y)
+    first.predict_proba(X)
+    compiled = _folded_forward()._cache_size()
+    second = TextClassifier("cnn", **{**CNN, "random_state": 1}).fit(X, [1 - v for v in y])
+    out = second.predict_proba(X)
+    assert _folded_forward()._cache_size() == compiled
+    assert not np.allclose(out, first.predict_proba(X), atol=1e-3)  # its own weights, not the first's
+
+
 def test_refit_drops_the_stale_predictor():
     from textclass.models.pool import reusing_models
 

@@ -20,6 +20,7 @@ the width).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -276,6 +277,27 @@ def trim_padding(x: np.ndarray, extra: int, multiple: int = 8) -> np.ndarray:
 MAX_FOLDED_FLOATS = 1 << 26  # 256 MB of float32 tables at most; a larger CNN predicts through Keras
 
 
+@functools.cache
+def _folded_forward() -> Any:
+    """The folded CNN's forward pass, jitted once per process: the weights are arguments, not
+    constants, so every fitted model of one shape (CV folds, search trials) shares one program."""
+    import jax
+    import jax.numpy as jnp
+
+    @functools.partial(jax.jit, static_argnames="activations")
+    def forward(tables, bias, weights, x, activations):
+        act, *head = activations
+        k = tables.shape[0]
+        positions = x.shape[1] - k + 1
+        h = act(sum(tables[j][x[:, j:j + positions]] for j in range(k)) + bias)
+        h = jnp.max(h, axis=1)
+        for activation, (w, b) in zip(head, weights):
+            h = activation(h @ w + b)
+        return h
+
+    return forward
+
+
 def cnn_predictor(model: keras.Model) -> Any:
     """``build_cnn``'s forward pass with the embedding folded into the convolution, or None.
 
@@ -296,24 +318,16 @@ def cnn_predictor(model: keras.Model) -> Any:
     if (conv.padding != "valid" or tuple(conv.strides) != (1,) or tuple(conv.dilation_rate) != (1,)
             or k * embeddings.shape[0] * kernel.shape[2] > MAX_FOLDED_FLOATS):
         return None
-    import jax
     import jax.numpy as jnp
 
     tables = jnp.asarray(np.einsum("vd,jdf->jvf", embeddings, kernel))
-    head = [(layer.activation, *(jnp.asarray(v.numpy()) for v in layer.weights))
-            for layer in (model.get_layer("dense"), model.get_layer("output"))]
-    act = conv.activation
+    bias = jnp.asarray(bias)
+    head = (model.get_layer("dense"), model.get_layer("output"))
+    weights = tuple(tuple(jnp.asarray(v.numpy()) for v in layer.weights) for layer in head)
+    activations = (conv.activation, *(layer.activation for layer in head))
+    forward = _folded_forward()
 
-    @jax.jit
-    def forward(x):
-        positions = x.shape[1] - k + 1
-        h = act(sum(tables[j][x[:, j:j + positions]] for j in range(k)) + bias)
-        h = jnp.max(h, axis=1)
-        for activation, w, b in head:
-            h = activation(h @ w + b)
-        return h
-
-    def predict(x: np.ndarray) -> Any:
-        return forward(x) if x.shape[1] >= k else None  # shorter than a window: Keras' own conv decides
+    def predict(x: np.ndarray) -> Any:  # a batch narrower than a window: Keras' own conv decides
+        return forward(tables, bias, weights, x, activations) if x.shape[1] >= k else None
 
     return predict
