@@ -235,8 +235,10 @@ def run_tasks(tasks: Sequence[Task], *, n_jobs: int | None = None,
         finally:
             _release_keras()
 
+    # batch_size=1: joblib's automatic batching groups quick tasks with the slow ones after them,
+    # which holds back finished results and leaves a core idle at the end
     parallel = Parallel(n_jobs=min(n_jobs, len(tasks)), backend="loky", return_as="generator_unordered",
-                        pre_dispatch="n_jobs")
+                        pre_dispatch="n_jobs", batch_size=1)
     for i, result in parallel(delayed(indexed)(i, t.fn, t.args) for i, t in enumerate(tasks)):
         results[i] = result
         if on_done:
