@@ -297,24 +297,16 @@ def progress_bar(enabled: bool, description: str, total: float) -> Iterator[Call
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
-    if not console.is_terminal:
-        started, state = time.perf_counter(), {"done": 0.0, "desc": description}
-
-        def log(amount: float, desc: str | None = None) -> None:
-            state["done"] += amount
-            state["desc"] = desc or state["desc"]
-            if amount:
-                console.print(f"{state['desc']}: {100 * state['done'] / max(total, 1e-9):.0f}% done, "
-                              f"{time.perf_counter() - started:.0f} s", highlight=False, soft_wrap=True)
-
-        yield log
-        return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         task = progress.add_task(description, total=total)
 
         def advance(amount: float, desc: str | None = None) -> None:
             progress.update(task, advance=amount, **({"description": desc} if desc else {}))
+            if amount and not console.is_terminal:  # no live bar in a log or a pipe: a line per piece
+                t = progress.tasks[0]
+                console.print(f"{t.description}: {t.percentage:.0f}% done, {t.elapsed:.0f} s",
+                              markup=False, highlight=False, soft_wrap=True)
 
         yield advance
 

@@ -412,7 +412,7 @@ def _unavailable_rows(exp: Experiment, settings: Settings, status: str) -> list[
 # --------------------------------------------------------------------------------------------
 @dataclass
 class Reproduction:
-    """The finished (or interrupted) run: rows, per-experiment wall times, settings."""
+    """The finished (or interrupted) run: rows, when each experiment finished, settings."""
 
     rows: list[dict[str, Any]]
     done_s: dict[int, float]  # seconds from the start to each experiment's last row (they overlap)
@@ -482,8 +482,7 @@ def reproduce(out_dir: str | Path | None = "reproduce", *, only: str | Sequence[
         if any(e.glove for e in exps) and glove_available():
             vectors = str(_glove_subset(frames, Path(tmp)))
         plans = {e.number: (plan(e, frames, settings, vectors) if (not e.glove or vectors) else []) for e in exps}
-        by_number = {e.number: e for e in exps}
-        owner = {id(t): n for n, p in plans.items() for t in p}
+        owner = {id(t): e for e in exps for t in plans[e.number]}
         left = {n: len(p) for n, p in plans.items()}
         results: dict[int, dict[tuple, dict[str, Any]]] = {n: {} for n in plans}
         total = sum(t.weight for p in plans.values() for t in p)
@@ -506,12 +505,12 @@ def reproduce(out_dir: str | Path | None = "reproduce", *, only: str | Sequence[
                         finish(exp)
 
                 def done(task: Task, result: dict[str, Any]) -> None:
-                    n = owner[id(task)]
-                    results[n][task.key] = result
-                    left[n] -= 1
-                    advance(task.weight, f"experiment {n}: {by_number[n].model}, {left[n]} tasks left")
-                    if not left[n]:
-                        finish(by_number[n])
+                    exp = owner[id(task)]
+                    results[exp.number][task.key] = result
+                    left[exp.number] -= 1
+                    advance(task.weight, f"experiment {exp.number}: {exp.model}, {left[exp.number]} tasks left")
+                    if not left[exp.number]:
+                        finish(exp)
 
                 # One stream of tasks, experiment by experiment (each longest first): a worker that
                 # is done with one experiment starts the next instead of waiting for the other's tail.
