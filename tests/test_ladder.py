@@ -179,14 +179,16 @@ def test_tfidf_linear_fits_the_svm_twice_and_its_sigmoid_is_scikit_learns_platt(
 
     fits = []
     original = LinearSVC.fit
-    monkeypatch.setattr(LinearSVC, "fit", lambda self, X, y, **kw: fits.append(len(y)) or original(self, X, y, **kw))
+    monkeypatch.setattr(LinearSVC, "fit",
+                        lambda self, X, y, **kw: fits.append((len(y), self.tol)) or original(self, X, y, **kw))
     build_tfidf_linear(random_state=SEED).fit(bbc["X"], bbc["y"])
-    assert len(fits) == 1 + 5  # small data: 5 folds out-of-fold, then all rows
+    final, early = 1e-4, linear.CALIBRATION_TOL  # only the hold-out SVM of large data stops early
+    assert [tol for _, tol in fits] == [final] * (1 + 5)  # small data: 5 folds out-of-fold, all rows
     fits.clear()
     monkeypatch.setattr(linear, "MIN_HOLDOUT_ROWS", 10)  # as if the data were large
     pipe = build_tfidf_linear(random_state=SEED).fit(bbc["X"], bbc["y"])
     head = pipe.named_steps["classifier"]
-    assert fits == [len(bbc["y"]), len(bbc["y"]) - head.n_holdout_]  # one hold-out, not 5 folds + 1 refit
+    assert fits == [(len(bbc["y"]), final), (len(bbc["y"]) - head.n_holdout_, early)]  # not 5 folds + 1 refit
     assert head.n_holdout_ == len(bbc["y"]) // 5 and head.uncalibrated_ == []
     monkeypatch.setattr(LinearSVC, "fit", original)
 

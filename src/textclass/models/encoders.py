@@ -368,7 +368,7 @@ class CalibratedRBFSVC(CalibratedLinearSVC):
     :class:`~textclass.models.linear.CalibratedLinearSVC` is: one SVM on all rows, the sigmoids
     on held-out or out-of-fold margins, rare classes named instead of refused."""
 
-    def _svm(self) -> SVC:
+    def _svm(self, calibrating: bool = False) -> SVC:  # libsvm's default tolerance for both (not measured)
         return SVC(C=self.C, kernel="rbf", gamma="scale", class_weight=self.class_weight,
                    random_state=self.random_state)
 
