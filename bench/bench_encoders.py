@@ -11,8 +11,9 @@ Each finished fold is appended to ``--log`` (JSON lines) and printed, so a long 
 progress and an interrupted one resumes where it stopped (same arguments).
 
     python bench/bench_encoders.py                                  # 10 folds x 3 sources
-    python bench/bench_encoders.py --sources yelp --folds 5 --setfit-folds 1
+    python bench/bench_encoders.py --sources yelp --folds 5 --limit setfit=1 --setfit-steps 100
     python bench/bench_encoders.py --throughput-only
+    python bench/bench_encoders.py --report-only --no-throughput --log bench/results/encoders_folds.jsonl
 """
 
 from __future__ import annotations
@@ -35,13 +36,15 @@ from textclass.data import cv_splits, load_dataset  # noqa: E402
 from textclass.evaluate import classification_metrics  # noqa: E402
 
 SOURCES = ("yelp", "amazon", "imdb")
-MODELS = ("nbsvm", "sentence-embed", "sentence-embed-logreg", "encoder-tuned", "setfit")
+MODELS = ("nbsvm", "sentence-embed", "sentence-embed-logreg", "encoder-tuned", "encoder-tuned-probe", "setfit")
 SEED = 0
 # Rows that are a registry model with other hyperparameters: row -> (model, params). encoder-tuned
 # runs as compare runs it (10% inner validation split, best epoch kept), stopping after 1 epoch
 # without a better validation loss (compare waits 3; with 4 epochs the kept epoch rarely differs).
-VARIANTS = {"sentence-embed-logreg": ("sentence-embed", {"head": "logreg"}),
-            "encoder-tuned": ("encoder-tuned", {"patience": 1})}
+# Scoped names ("model.name"), so a name the model lacks raises instead of being dropped.
+VARIANTS = {"sentence-embed-logreg": ("sentence-embed", {"sentence-embed.head": "logreg"}),
+            "encoder-tuned": ("encoder-tuned", {"patience": 1}),
+            "encoder-tuned-probe": ("encoder-tuned", {"patience": 1, "encoder-tuned.head_init": "probe"})}
 
 
 def log(msg: str) -> None:
@@ -205,6 +208,8 @@ def main() -> None:
     args.sources = tuple(s for s in args.sources.split(",") if s)
     args.models = tuple(m for m in args.models.split(",") if m)
     args.limit = {k: int(v) for k, _, v in (x.partition("=") for x in args.limit)}
+    if args.report_only and not args.log.exists():
+        ap.error(f"--report-only: no fold log at {args.log} (the committed one: --log bench/results/encoders_folds.jsonl)")
     log(f"bench_encoders: sources {args.sources}, {args.folds} folds, models {args.models}, limits {args.limit}, "
         f"setfit steps {args.setfit_steps}; cores {len(os.sched_getaffinity(0))}, "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")

@@ -154,6 +154,47 @@ def test_fine_tuning_early_stops_on_the_inner_split_and_is_seeded(tuned, uci):
     assert two.model_.best_epoch_ == int(np.argmin(two.history_["val_loss"])) + 1
 
 
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def test_probe_head_reproduces_the_probes_probabilities_for_every_target_kind():
+    rng = np.random.default_rng(SEED)
+    emb = rng.normal(size=(60, 8)).astype(np.float32)
+    binary = (emb[:, 0] > 0).astype(int)
+    w, b = encoders._probe_head(emb, binary, 2, False, SEED)
+    probe = encoders._probe(emb, binary, SEED)
+    np.testing.assert_allclose(_softmax(emb @ w.T + b), probe.predict_proba(emb), atol=1e-5)
+    # Four classes of which the data hold three: the missing one starts least likely everywhere.
+    multi = np.array([0, 1, 3])[np.digitize(emb[:, 1], [-0.5, 0.5])]
+    w, b = encoders._probe_head(emb, multi, 4, False, SEED)
+    p = _softmax(emb @ w.T + b)
+    np.testing.assert_allclose(p[:, [0, 1, 3]] / p[:, [0, 1, 3]].sum(1, keepdims=True),
+                               encoders._probe(emb, multi, SEED).predict_proba(emb), atol=1e-5)
+    assert p[:, 2].max() < 0.01
+    # Multi-label: one probe per tag; a tag that is always on starts confidently on.
+    tags = np.stack([emb[:, 2] > 0, emb[:, 3] > 0.3, np.ones(60, bool)], axis=1).astype(int)
+    w, b = encoders._probe_head(emb, tags, 3, True, SEED)
+    sig = 1 / (1 + np.exp(-(emb @ w.T + b)))
+    for j in range(2):
+        np.testing.assert_allclose(sig[:, j], encoders._probe(emb, tags[:, j], SEED).predict_proba(emb)[:, 1], atol=1e-5)
+    assert (sig[:, 2] > 0.99).all() and not w[2].any()
+
+
+def test_probe_init_starts_fine_tuning_from_the_frozen_encoders_logistic_regression(uci):
+    X, y = uci
+    # A vanishing learning rate leaves the start in place: the head is the probe's.
+    clf = TextClassifier("encoder-tuned", random_state=SEED, epochs=1, batch_size=10, maxlen=32,
+                         head_init="probe", learning_rate=1e-12, early_stopping=False).fit(X[:40], y[:40])
+    model = clf.model_
+    pooled = model._pooled(X).numpy()
+    probe = encoders._probe(pooled[:40], np.unique(y[:40], return_inverse=True)[1], SEED)
+    np.testing.assert_allclose(clf.predict_proba(X[40:]), probe.predict_proba(pooled[40:]), atol=1e-4)
+    with pytest.raises(ParameterError, match="head_init must be one of 'random', 'probe', got 'zeros'"):
+        TextClassifier("encoder-tuned", head_init="zeros").fit(X[:40], y[:40])
+
+
 def test_fine_tuned_model_is_safetensors_and_json_verified_on_load(tuned, uci, tmp_path):
     X, _ = uci
     path = tuned.save(tmp_path / "model")

@@ -187,7 +187,7 @@ MODELS: dict[str, ModelSpec] = {
               {"C": {"low": 1e-2, "high": 1e3, "log": True, "int": False}, "head": ["svm", "logreg"]}),
         _spec("encoder-tuned", "pretrained sentence encoder (MiniLM) fine-tuned end to end, mean pool -> linear",
               "torch", "text", ("encoders", "build_encoder_tuned"),
-              {**_ENCODER, "epochs": 4, "batch_size": 16, "dropout": 0.1},
+              {**_ENCODER, "epochs": 4, "batch_size": 16, "dropout": 0.1, "head_init": "random"},
               {"learning_rate": {"low": 1e-5, "high": 1e-4, "log": True, "int": False},
                "epochs": [2, 3, 4, 5], "batch_size": [16, 32]}),
     ]

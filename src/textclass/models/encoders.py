@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 from sklearn.utils.validation import check_is_fitted
@@ -403,14 +404,15 @@ def build_sentence_embed(*, multilabel: bool = False, random_state: int | None =
 ENCODER_DIR = "encoder"
 HEAD_FILE = "head.safetensors"
 CONFIG_FILE = "config.json"
-HEAD_LR_FACTOR = 20  # the new head starts from random weights and learns this much faster
+HEAD_LR_FACTOR = 20  # a random head learns this much faster than the encoder
+HEAD_INITS = ("random", "probe")
 WARMUP = 0.1  # share of the steps with a linearly rising learning rate
 
 
 class EncoderClassifier(ClassifierMixin, BaseEstimator):
     """A sentence encoder fine-tuned end to end: mean-pooled token states -> dropout -> linear.
 
-    Trained with AdamW (weight decay 0.01; the head at ``HEAD_LR_FACTOR`` times the learning
+    Trained with AdamW (weight decay 0.01; a random head at ``HEAD_LR_FACTOR`` times the learning
     rate), a linear warm-up over the first 10% of steps and a linear decay, gradients clipped at
     norm 1. Batches are padded to their longest text only; predictions run sorted by length.
 
@@ -425,6 +427,10 @@ class EncoderClassifier(ClassifierMixin, BaseEstimator):
         Peak learning rate of the encoder.
     dropout : float
         Dropout on the pooled embedding before the head.
+    head_init : {"random", "probe"}
+        "probe": the head starts as a logistic regression fitted on the frozen encoder's
+        embeddings of the training texts and trains at the encoder's rate (linear probing, then
+        fine-tuning: a fitted head distorts the pretrained features less than a random one).
     early_stopping : bool
         With validation data: stop after ``patience`` epochs without a lower validation loss and
         keep the best epoch's weights.
@@ -452,7 +458,7 @@ class EncoderClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, encoder: str = DEFAULT_ENCODER, *, maxlen: int = 128, epochs: int = 4,
                  batch_size: int = 16, learning_rate: float = 5e-5, dropout: float = 0.1,
-                 early_stopping: bool = True, patience: int = 1, class_weight: Any = None,
+                 head_init: str = "random", early_stopping: bool = True, patience: int = 1, class_weight: Any = None,
                  multilabel: bool = False, random_state: int | None = None, verbose: int = 0) -> None:
         self.encoder = encoder
         self.maxlen = maxlen
@@ -460,6 +466,7 @@ class EncoderClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.dropout = dropout
+        self.head_init = head_init
         self.early_stopping = early_stopping
         self.patience = patience
         self.class_weight = class_weight
@@ -476,6 +483,8 @@ class EncoderClassifier(ClassifierMixin, BaseEstimator):
         _check_int("patience", self.patience, low=0)
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
             raise ParameterError(f"learning_rate must be a number > 0, got {self.learning_rate!r}")
+        if self.head_init not in HEAD_INITS:
+            raise ParameterError(f"head_init must be one of {', '.join(map(repr, HEAD_INITS))}, got {self.head_init!r}")
         if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
             raise ParameterError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
         if self.class_weight is not None and self.multilabel:
@@ -505,6 +514,11 @@ class EncoderClassifier(ClassifierMixin, BaseEstimator):
         self.body_ = _trainable_body(load_encoder(folder, self.encoder_sha256_))
         self.body_.max_seq_length = int(self.maxlen)
         self.head_ = torch.nn.Linear(int(self.body_.get_embedding_dimension()), n_out)
+        if self.head_init == "probe":
+            weight, bias = _probe_head(self._pooled(texts).numpy(), y, n_out, self.multilabel, self.random_state)
+            with torch.no_grad():
+                self.head_.weight.copy_(torch.from_numpy(weight))
+                self.head_.bias.copy_(torch.from_numpy(bias))
         self._train(texts, y, validation_data, list(callbacks))
         return self
 
@@ -531,8 +545,9 @@ class EncoderClassifier(ClassifierMixin, BaseEstimator):
         steps_per_epoch = -(-len(texts) // int(self.batch_size))
         total = steps_per_epoch * int(self.epochs)
         lr = float(self.learning_rate)
+        head_lr = lr if self.head_init == "probe" else lr * HEAD_LR_FACTOR
         opt = torch.optim.AdamW([{"params": body.parameters(), "lr": lr},
-                                 {"params": head.parameters(), "lr": lr * HEAD_LR_FACTOR}], weight_decay=0.01)
+                                 {"params": head.parameters(), "lr": head_lr}], weight_decay=0.01)
         warm = max(1, int(WARMUP * total))
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
@@ -601,19 +616,26 @@ class EncoderClassifier(ClassifierMixin, BaseEstimator):
         features = self.body_.preprocess(texts)
         return self.body_(features)["sentence_embedding"]
 
-    def _logits(self, texts: list[str]) -> np.ndarray:
-        """Logits in the order of ``texts``, computed in length-sorted batches without gradients."""
+    def _pooled(self, texts: list[str]):
+        """The encoder's pooled outputs in the order of ``texts``, computed in length-sorted
+        batches without gradients."""
         import torch
 
         set_threads()
         self.body_.eval()
-        out = np.empty((len(texts), len(self.classes_)), dtype=np.float32)
+        out = torch.empty((len(texts), int(self.body_.get_embedding_dimension())))
         order = np.argsort([len(t) for t in texts], kind="stable")
         with torch.inference_mode():
             for b in range(0, len(texts), INFER_BATCH):
-                idx = order[b:b + INFER_BATCH]
-                out[idx] = self.head_(self._embed([texts[i] for i in idx])).numpy()
+                idx = torch.from_numpy(order[b:b + INFER_BATCH])
+                out[idx] = self._embed([texts[i] for i in idx.tolist()])
         return out
+
+    def _logits(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.head_(self._pooled(texts)).numpy()
 
     def _evaluate(self, texts: Sequence[str], y: Any, loss_fn) -> dict[str, float]:
         import torch
@@ -716,6 +738,45 @@ def _trainable_body(encoder):
     return SentenceTransformer(modules=modules, device="cpu")
 
 
+def _probe(embeddings: np.ndarray, target: np.ndarray, random_state: int | None) -> LogisticRegression:
+    """Logistic regression with C chosen by stratified 5-fold CV log loss (fewer folds for a rare
+    class; a fixed C=0.1 below two rows of it): an overfitted probe fits the training texts
+    already and leaves fine-tuning no gradient."""
+    smallest = int(np.bincount(np.unique(target, return_inverse=True)[1]).min())
+    if smallest < 2:
+        return LogisticRegression(C=0.1, max_iter=1000, random_state=random_state).fit(embeddings, target)
+    folds = StratifiedKFold(min(5, smallest), shuffle=True, random_state=random_state)
+    search = GridSearchCV(LogisticRegression(max_iter=1000, random_state=random_state),
+                          {"C": np.logspace(-3, 2, 11)}, cv=folds, scoring="neg_log_loss")
+    return search.fit(embeddings, target).best_estimator_
+
+
+def _probe_head(embeddings: np.ndarray, y: np.ndarray, n_out: int, multilabel: bool,
+                random_state: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """A linear head's (weight, bias) from probes of fixed embeddings: one per tag (multi-label;
+    a tag without both values gets a confident bias), else softmax logits (a binary probe's one
+    logit split as -z/2, +z/2; a class missing from ``y`` starts unlikely)."""
+    weight = np.zeros((n_out, embeddings.shape[1]), dtype=np.float32)
+    bias = np.zeros(n_out, dtype=np.float32)
+    columns = [y[:, j] for j in range(n_out)] if multilabel else [y]
+    for j, target in enumerate(columns):
+        classes = np.unique(target)
+        if len(classes) < 2:
+            if multilabel:
+                bias[j] = 5.0 if classes.size and classes[0] == 1 else -5.0
+            continue
+        probe = _probe(embeddings, target, random_state)
+        if multilabel:
+            weight[j], bias[j] = probe.coef_[0], probe.intercept_[0]
+        elif len(classes) == 2:
+            weight[classes] = np.stack([-probe.coef_[0], probe.coef_[0]]) / 2
+            bias[classes] = np.array([-probe.intercept_[0], probe.intercept_[0]]) / 2
+        else:
+            bias[:] = probe.intercept_.min() - 5.0
+            weight[classes], bias[classes] = probe.coef_, probe.intercept_
+    return weight, bias
+
+
 def _json_weights(weights: Any) -> Any:
     if isinstance(weights, dict):
         return {"__dict__": [[int(k), float(v)] for k, v in weights.items()]}
@@ -732,7 +793,7 @@ def build_encoder_tuned(*, multilabel: bool = False, random_state: int | None = 
                         encoder: str = DEFAULT_ENCODER, maxlen: int = 128, epochs: int = 4, batch_size: int = 16,
                         dropout: float = 0.1, **training: Any) -> EncoderClassifier:
     """The fine-tuned encoder; ``training`` takes the estimator's options (learning_rate,
-    early_stopping, patience, class_weight, verbose)."""
+    head_init, early_stopping, patience, class_weight, verbose)."""
     require("encoder-tuned")
     return EncoderClassifier(encoder, maxlen=maxlen, epochs=epochs, batch_size=batch_size, dropout=dropout,
                              multilabel=multilabel, random_state=random_state, **training)
