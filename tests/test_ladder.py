@@ -182,7 +182,7 @@ def test_tfidf_linear_fits_the_svm_twice_and_its_sigmoid_is_scikit_learns_platt(
     monkeypatch.setattr(LinearSVC, "fit",
                         lambda self, X, y, **kw: fits.append((len(y), self.tol)) or original(self, X, y, **kw))
     build_tfidf_linear(random_state=SEED).fit(bbc["X"], bbc["y"])
-    final, early = 1e-4, linear.CALIBRATION_TOL  # only the hold-out SVM of large data stops early
+    final, early = linear.FINAL_TOL, linear.CALIBRATION_TOL  # only the hold-out SVM of large data stops early
     assert [tol for _, tol in fits] == [final] * (1 + 5)  # small data: 5 folds out-of-fold, all rows
     fits.clear()
     monkeypatch.setattr(linear, "MIN_HOLDOUT_ROWS", 10)  # as if the data were large
