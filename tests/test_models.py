@@ -176,13 +176,14 @@ def test_cli_lists_every_model(capsys):
 
 
 @pytest.mark.parametrize("name, hyper", [("cnn", {}), ("cnn", {"kernel_size": 7}),
-                                         ("embed-maxpool", {}), ("glove-tuned", {})])
+                                         ("embed-maxpool", {}), ("glove-tuned", {}), ("transformer", {})])
 def test_trimmed_padding_gives_identical_predictions(name, hyper):
     spec = get_model(name)
     extra = spec.trim_extra(hyper)
-    assert extra == hyper.get("kernel_size", 5 if name == "cnn" else 1)
+    assert extra == hyper.get("kernel_size", {"cnn": 5, "transformer": 0}.get(name, 1))
     model = build(name, **hyper)
     x = tokens(32)
+    x[5] = 0  # a text with no known word
     trimmed = trim_padding(x, extra, multiple=1)
     assert trimmed.shape[1] < x.shape[1] // 2
     np.testing.assert_allclose(model.predict(trimmed, verbose=0), model.predict(x, verbose=0),
@@ -197,8 +198,52 @@ def test_trim_padding_keeps_longest_plus_extra_and_never_grows():
     assert trim_padding(x, 2, multiple=8).shape == (3, 8)
     assert trim_padding(x, 20).shape == (3, 12)
     assert trim_padding(np.zeros((2, 5), dtype="int32"), 1, multiple=1).shape == (2, 1)
-    assert [get_model(n).trim for n in ("embed-flatten", "transformer")] == [None] * 2
-    assert [get_model(n).trim for n in ("bilstm", "gru")] == [0, 0]
+    assert get_model("embed-flatten").trim_extra() is None
+    assert [get_model(n).trim_extra() for n in ("bilstm", "gru", "transformer")] == [0, 0, 0]
+    assert get_model("transformer").trim_extra({"padding": "pre"}) is None  # positions would move
+
+
+def _as_saved_before(model):
+    """The same transformer as textclass built it before ``empty_rows``: a saved file holds the mask
+    ops of the graph it was built with, and its config, lacking the key, loads as "all"."""
+    from textclass.models.keras import TokenAndPositionEmbedding
+
+    assert TokenAndPositionEmbedding(40, 10, 8).empty_rows == "all"
+    x = inputs = keras.Input(shape=model.input_shape[1:], dtype="int32", name="tokens")
+    for layer in model.layers[1:]:
+        config = layer.get_config()
+        if isinstance(layer, TokenAndPositionEmbedding):
+            config.pop("empty_rows")
+        x = type(layer).from_config(config)(x)
+    old = keras.Model(inputs, x)
+    old.set_weights(model.get_weights())
+    return old
+
+
+def test_transformer_empty_rows_keep_one_position_and_older_files_keep_every_one():
+    from textclass.estimator import TextClassifier
+    from textclass.models.keras import TokenAndPositionEmbedding, ignores_padded_tail
+
+    model = build("transformer", input_length=40)
+    old = _as_saved_before(model)
+    assert old.get_layer("embedding").empty_rows == "all" and ignores_padded_tail(model)
+    assert not ignores_padded_tail(old)
+    empty = np.zeros((1, 40), dtype="int32")
+    # The new rule: a row with no known word reads position 0 only, at any width.
+    np.testing.assert_allclose(model.predict(empty[:, :8], verbose=0), model.predict(empty, verbose=0), atol=1e-6)
+    # The old one attends over every position: its output depends on the width, so it is never trimmed.
+    assert np.abs(old.predict(empty[:, :8], verbose=0) - old.predict(empty, verbose=0)).max() > 1e-4
+    with pytest.raises(ParameterError, match="empty_rows must be 'first' or 'all'"):
+        TokenAndPositionEmbedding(40, 10, 8, empty_rows="none")
+
+    texts = ["good food", "bad service", "great place", "awful taste"] * 5
+    clf = TextClassifier("transformer", embedding_dim=8, ff_dim=8, maxlen=40, epochs=1, random_state=0)
+    clf.fit(texts, [1, 0, 1, 0] * 5)
+    assert clf._trim() == 0
+    clf.model_ = _as_saved_before(clf.model_)
+    assert clf._trim() is None
+    full = clf.model_.predict(clf.preprocessor_.transform(["zzqx", "good place"]), verbose=0)
+    np.testing.assert_allclose(clf.predict_proba(["zzqx", "good place"])[:, 1], full[:, 0], atol=1e-6)
 
 
 def _loss_and_grads(model, x, y):
@@ -217,7 +262,7 @@ def _loss_and_grads(model, x, y):
 
 @pytest.mark.parametrize("name, hyper", [("cnn", {}), ("cnn", {"kernel_size": 7}), ("embed-maxpool", {}),
                                          ("glove-tuned", {}), ("bilstm", {"dropout": 0.0}),
-                                         ("gru", {"dropout": 0.0})])
+                                         ("gru", {"dropout": 0.0}), ("transformer", {"dropout": 0.0})])
 def test_trimmed_training_batch_has_the_padded_loss_and_gradients(name, hyper):
     from textclass.models.batches import needed_widths
 

@@ -433,8 +433,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     def _trim(self) -> int | None:
         """Padding columns the model needs past the longest text for an unchanged output, or None."""
         from textclass.models import get_model
+        from textclass.models.keras import ignores_padded_tail
 
-        return get_model(self.model).trim_extra(self.hyperparameters_)
+        return get_model(self.model).trim_extra(self.hyperparameters_) if ignores_padded_tail(self.model_) else None
 
     def _run(self, x: np.ndarray) -> Any:
         """One jitted forward pass (the model's predictor where it has one: asynchronous); rows are

@@ -41,13 +41,12 @@ N_PROBES = 64
 
 def _export_keras_sequences(clf: Any, out: Path) -> dict[str, Any]:
     from textclass.export_keras import export_model
-    from textclass.models import get_model
 
     pre = clf.preprocessor_
     graph, ignores_padding = export_model(clf.model_, task=clf.task_, padding=pre.padding, name=clf.model)
     _save_graph(graph, out)
     pre.save(out / runtime.PREPROCESSOR_DIR)
-    trim = get_model(clf.model).trim_extra(clf.hyperparameters_)
+    trim = clf._trim()
     if trim is None and ignores_padding and graph.graph.input[0].type.tensor_type.shape.dim[1].dim_param:
         trim = 1  # recurrent graphs read sequence_lens from the mask: any padded tail is ignored
     return {"type": "sequences", "trim": trim, "batch_size": 512, "width_step": 8}

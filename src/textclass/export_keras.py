@@ -208,10 +208,14 @@ def _token_and_position(g: Graph, layer: TokenAndPositionEmbedding, x: str, mask
     positions = g.op("Range", g.const(0, "zero", np.int64), width, g.const(1, "one", np.int64))
     out = g.op("Add", tokens, g.op("Gather", g.const(_weights(layer.pos_emb)[0], "position"), positions, axis=0))
     real = g.op("Not", g.op("Equal", x, g.const(0, "zero", np.int32)))
-    # A row with no known word keeps every position (TokenAndPositionEmbedding.compute_mask).
+    # A row with no known word keeps its first position or all (TokenAndPositionEmbedding.compute_mask).
     any_real = g.op("Cast", g.op("ReduceMax", g.op("Cast", real, to=TensorProto.INT32), axes=[1], keepdims=1),
                     to=TensorProto.BOOL)
-    return out, g.op("Or", real, g.op("Not", any_real))
+    empty = g.op("Not", any_real)
+    if layer.empty_rows == "first":
+        first = g.op("Equal", positions, g.const(0, "zero", np.int64))
+        empty = g.op("And", empty, g.op("Unsqueeze", first, g.ints(0)))
+    return out, g.op("Or", real, empty)
 
 
 def _layer_norm(g: Graph, layer: layers.LayerNormalization, x: str) -> str:

@@ -66,14 +66,15 @@ class ModelSpec:
     space : mapping
         Default search space: name -> list of choices, or
         ``{"low": .., "high": .., "log": bool, "int": bool}``.
-    trim : int, str or None
+    trim : int, str, callable or None
         Padded positions to keep after the longest real sequence when a post-padded batch is
         trimmed for speed (``keras.trim_padding``) without changing predictions, or the loss and
-        gradients of a training batch (``models.batches``): an int, or the name of the
+        gradients of a training batch (``models.batches``): an int, the name of the
         hyperparameter that gives it (``"kernel_size"`` for the CNN, whose windows span that many
-        positions); 0 for the recurrent models, which mask the padding. ``None``: every position
-        matters (Flatten; the transformer, whose rows without a known word attend over every
-        position); never trim.
+        positions), or a function of the hyperparameters that returns one or None; 0 for the
+        models that mask the padding (recurrent; the transformer when post-padded: pre-padding
+        would move its real tokens' positions). ``None``: every position matters (Flatten); never
+        trim.
     predictor : callable or None
         Keras models with a faster forward pass for prediction: called with the fitted Keras
         model, it returns a function from a batch of inputs to the outputs (equal within 1e-5),
@@ -87,7 +88,7 @@ class ModelSpec:
     build: Callable[..., Any]
     defaults: Mapping[str, Any]
     space: Mapping[str, Any]
-    trim: int | str | None = None
+    trim: int | str | Callable[[Mapping[str, Any]], int | None] | None = None
     predictor: Callable[[Any], Callable[[Any], Any] | None] | None = None
 
     @property
@@ -99,7 +100,8 @@ class ModelSpec:
         """Resolve ``trim`` for these hyperparameters (missing ones take their defaults)."""
         if self.trim is None or isinstance(self.trim, int):
             return self.trim
-        return int({**self.defaults, **(params or {})}[self.trim])
+        params = {**self.defaults, **(params or {})}
+        return self.trim(params) if callable(self.trim) else int(params[self.trim])
 
 
 def _lazy(module: str, name: str) -> Callable[..., Any]:
@@ -114,12 +116,17 @@ def _lazy(module: str, name: str) -> Callable[..., Any]:
 
 
 _SEQ = {"num_words": 5000, "maxlen": 100, "padding": "post", "truncating": "post"}
+def _post_padded(params: Mapping[str, Any]) -> int | None:
+    """The transformer's trim: its masked attention ignores a padded tail, but not padding in front."""
+    return 0 if params["padding"] == "post" else None
+
+
 _LOG_C = {"C": {"low": 1e-2, "high": 1e2, "log": True, "int": False}}
 _ENCODER = {"encoder": "all-MiniLM-L6-v2", "maxlen": 128}  # sentence-transformers name or folder
 
 
 def _spec(name: str, summary: str, kind: str, inputs: str, builder: tuple[str, str],
-          defaults: dict[str, Any], space: dict[str, Any], trim: int | str | None = None,
+          defaults: dict[str, Any], space: dict[str, Any], trim: int | str | Callable | None = None,
           predictor: tuple[str, str] | None = None) -> ModelSpec:
     return ModelSpec(name, summary, kind, inputs, _lazy(*builder), MappingProxyType(defaults),
                      MappingProxyType(space), trim, _lazy(*predictor) if predictor else None)
@@ -180,7 +187,7 @@ MODELS: dict[str, ModelSpec] = {
               "keras", "sequences", ("keras", "build_transformer"),
               {**_SEQ, "embedding_dim": 32, "num_heads": 2, "ff_dim": 64, "dropout": 0.1,
                "epochs": 5, "batch_size": 32},
-              {"embedding_dim": [32, 64], "num_heads": [2, 4], "ff_dim": [32, 64, 128]}),
+              {"embedding_dim": [32, 64], "num_heads": [2, 4], "ff_dim": [32, 64, 128]}, trim=_post_padded),
         _spec("sentence-embed", "frozen pretrained sentence encoder (MiniLM) embeddings -> RBF SVM (or logistic regression)",
               "sklearn", "text", ("encoders", "build_sentence_embed"),
               {**_ENCODER, "batch_size": 64, "cache": True, "backend": "auto", "head": "svm", "C": 2.0},

@@ -170,11 +170,21 @@ def build_gru(
 
 @keras.saving.register_keras_serializable(package="textclass")
 class TokenAndPositionEmbedding(layers.Layer):
-    """Token embedding plus a learned position embedding; id 0 (padding) is masked."""
+    """Token embedding plus a learned position embedding; id 0 (padding) is masked.
 
-    def __init__(self, maxlen: int, vocab_size: int, embed_dim: int, **kwargs: Any):
+    A text with no known word would mask every position and the mean pool would divide by zero
+    (NaN), so such a row keeps some positions: its first (``empty_rows="first"``, what
+    ``build_transformer`` builds), so that no output depends on how much padding follows the
+    longest text and batches can be trimmed (``ModelSpec.trim``), or all of them (``"all"``: the
+    rule of models saved before, whose files hold these mask ops in their graph and whose config
+    lacks the key; they are never trimmed, ``ignores_padded_tail``).
+    """
+
+    def __init__(self, maxlen: int, vocab_size: int, embed_dim: int, empty_rows: str = "all", **kwargs: Any):
         super().__init__(**kwargs)
-        self.maxlen, self.vocab_size, self.embed_dim = maxlen, vocab_size, embed_dim
+        if empty_rows not in ("first", "all"):
+            raise ParameterError(f"empty_rows must be 'first' or 'all', got {empty_rows!r}")
+        self.maxlen, self.vocab_size, self.embed_dim, self.empty_rows = maxlen, vocab_size, embed_dim, empty_rows
         self.token_emb = layers.Embedding(vocab_size, embed_dim, name="token")
         self.pos_emb = layers.Embedding(maxlen, embed_dim, name="position")
 
@@ -187,17 +197,26 @@ class TokenAndPositionEmbedding(layers.Layer):
         return self.token_emb(inputs) + self.pos_emb(positions)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
-        # A text with no known word would mask every position and the mean pool would divide by
-        # zero (NaN); such a row keeps all positions instead. Other rows are unchanged.
         real = ops.not_equal(inputs, 0)
-        return ops.logical_or(real, ops.logical_not(ops.any(real, axis=-1, keepdims=True)))
+        empty = ops.logical_not(ops.any(real, axis=-1, keepdims=True))
+        if self.empty_rows == "first":
+            # cumsum, not arange: the functional graph records these ops at the Input's full width
+            empty = ops.logical_and(empty, ops.equal(ops.cumsum(ops.ones_like(inputs), axis=-1), 1))
+        return ops.logical_or(real, empty)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (*input_shape, self.embed_dim)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "maxlen": self.maxlen, "vocab_size": self.vocab_size,
-                "embed_dim": self.embed_dim}
+                "embed_dim": self.embed_dim, "empty_rows": self.empty_rows}
+
+
+def ignores_padded_tail(model: keras.Model) -> bool:
+    """False for a transformer saved before ``empty_rows="first"``: its output for a text with no
+    known word depends on the padded width, so its batches are never trimmed."""
+    return all(layer.empty_rows == "first" for layer in model.layers
+               if isinstance(layer, TokenAndPositionEmbedding))
 
 
 @keras.saving.register_keras_serializable(package="textclass")
@@ -249,8 +268,8 @@ def build_transformer(
         raise ParameterError(
             f"embedding_dim={embedding_dim} must be a multiple of num_heads={num_heads}"
         )
-    inputs = keras.Input(shape=(input_length,), dtype="int32", name="tokens")
-    x = TokenAndPositionEmbedding(input_length, input_dim, embedding_dim, name="embedding")(inputs)
+    inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    x = TokenAndPositionEmbedding(input_length, input_dim, embedding_dim, empty_rows="first", name="embedding")(inputs)
     x = TransformerEncoder(embedding_dim, num_heads, ff_dim, dropout, name="encoder")(x)
     x = layers.GlobalAveragePooling1D(name="mean_pool")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
