@@ -205,7 +205,8 @@ def _bidirectional(g: Graph, layer: layers.Bidirectional, x: str, mask: str | No
 def _token_and_position(g: Graph, layer: TokenAndPositionEmbedding, x: str, mask: str | None):
     tokens = g.op("Gather", g.const(_weights(layer.token_emb)[0], "token"), x, axis=0)
     width = g.op("Gather", g.op("Shape", x), g.const(1, "one", np.int64), axis=0)
-    positions = g.op("Range", g.const(0, "zero", np.int64), width, g.const(1, "one", np.int64))
+    zero = g.const(0, "zero", np.int64)
+    positions = g.op("Range", zero, width, g.const(1, "one", np.int64))
     out = g.op("Add", tokens, g.op("Gather", g.const(_weights(layer.pos_emb)[0], "position"), positions, axis=0))
     real = g.op("Not", g.op("Equal", x, g.const(0, "zero", np.int32)))
     # A row with no known word keeps its first position or all (TokenAndPositionEmbedding.compute_mask).
@@ -213,7 +214,7 @@ def _token_and_position(g: Graph, layer: TokenAndPositionEmbedding, x: str, mask
                     to=TensorProto.BOOL)
     empty = g.op("Not", any_real)
     if layer.empty_rows == "first":
-        first = g.op("Equal", positions, g.const(0, "zero", np.int64))
+        first = g.op("Equal", positions, zero)
         empty = g.op("And", empty, g.op("Unsqueeze", first, g.ints(0)))
     return out, g.op("Or", real, empty)
 

@@ -115,12 +115,12 @@ def _lazy(module: str, name: str) -> Callable[..., Any]:
     return build
 
 
-_SEQ = {"num_words": 5000, "maxlen": 100, "padding": "post", "truncating": "post"}
 def _post_padded(params: Mapping[str, Any]) -> int | None:
     """The transformer's trim: its masked attention ignores a padded tail, but not padding in front."""
     return 0 if params["padding"] == "post" else None
 
 
+_SEQ = {"num_words": 5000, "maxlen": 100, "padding": "post", "truncating": "post"}
 _LOG_C = {"C": {"low": 1e-2, "high": 1e2, "log": True, "int": False}}
 _ENCODER = {"encoder": "all-MiniLM-L6-v2", "maxlen": 128}  # sentence-transformers name or folder
 
