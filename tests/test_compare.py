@@ -87,6 +87,18 @@ def test_multiclass_compare_reports_macro_f1():
     assert best["f1_macro"] == s["f1_macro"].max()
 
 
+def test_multilabel_compare_scores_tag_sets_and_takes_threshold_auto():
+    from test_threshold import weak_tags
+
+    texts, tags = weak_tags(300, seed=3)
+    df = pd.DataFrame({"text": texts, "label": tags})
+    fixed = compare(df, ["bow-logreg"], cv=3, n_jobs=1).folds
+    auto = compare(df, ["bow-logreg"], cv=3, n_jobs=1, params={"threshold": "auto"}).folds
+    # accuracy is subset accuracy: every tag of a text right; the empty tag set counts as a set
+    assert fixed["accuracy"].between(0.5, 1).all() and len(fixed) == 3
+    assert auto["f1_macro"].mean() > fixed["f1_macro"].mean()  # the rare tags are found
+
+
 def test_cross_domain_table_shape(uci_slice):
     cd = cross_domain_table(uci_slice, ["bow-logreg", "nbsvm"], by="source", n_jobs=1)
     assert len(cd) == 6

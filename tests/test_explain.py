@@ -205,7 +205,7 @@ class Predictor:
 
     def __init__(self, clf):
         self.clf, self.model, self.classes_, self.task_ = clf, clf.model, clf.classes_, clf.task_
-        self.threshold, self.hyperparameters_ = clf.threshold, clf.hyperparameters_
+        self.threshold_, self.hyperparameters_ = clf.threshold_, clf.hyperparameters_
         self.calls = 0
 
     def predict_proba(self, texts):

@@ -116,7 +116,7 @@ def test_export_reproduces_the_model_on_held_out_sentences(name, yelp, request, 
     assert proba.shape == expected.shape == (250, len(clf.classes_))
     assert np.abs(proba - expected).max() <= TOLERANCE
     assert list(exported.predict(held_out)) == list(clf.predict(held_out))
-    assert (exported.model, exported.task_, exported.threshold) == (clf.model, clf.task_, clf.threshold)
+    assert (exported.model, exported.task_, exported.threshold_) == (clf.model, clf.task_, clf.threshold_)
     assert exported.classes_.tolist() == clf.classes_.tolist()
     assert exported.hyperparameters_ == clf.hyperparameters_
     # Texts the training data never had: empty, unknown words only, longer than maxlen.

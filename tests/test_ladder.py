@@ -127,7 +127,7 @@ def test_model_trains_predicts_and_round_trips(name, task, data, request, tmp_pa
     assert ((real >= 0) & (real <= 1)).all()
     if task == "multilabel":
         assert len(pred) == n
-        on = proba > clf.threshold
+        on = proba > clf.threshold_
         for row, tags in zip(on, pred):
             assert isinstance(tags, tuple)
             assert set(tags) == {c for c, flag in zip(expected, row) if flag}

@@ -188,8 +188,15 @@ def fit_and_score(estimator: Any, X_train: Sequence[str], y_train: Sequence[Any]
     start = time.perf_counter()
     est.fit(list(X_train), list(y_train))
     fit_s = time.perf_counter() - start
-    pred = est.predict(list(X_test))
-    m = classification_metrics(list(y_test), list(pred))
+    pred, truth = list(est.predict(list(X_test))), list(y_test)
+    if est.task_ == "multilabel":  # tag tuples -> 0/1 rows; a tag this fold never trained on counts as missed
+        from sklearn.preprocessing import MultiLabelBinarizer
+
+        known = est.classes_.tolist()
+        unseen = sorted({t for tags in truth for t in tags} - set(known), key=str)
+        binarizer = MultiLabelBinarizer(classes=[*known, *unseen]).fit([])
+        truth, pred = binarizer.transform(truth), binarizer.transform(pred)
+    m = classification_metrics(truth, pred)
     history = getattr(est, "history_", {}) or {}
     return {
         "accuracy": m["accuracy"],

@@ -171,7 +171,7 @@ def export(source: Any, out_dir: str | os.PathLike[str], *, format: str = "onnx"
             "textclass_version": textclass.__version__,
             "model": clf.model,
             "kind": spec.kind,
-            "labels": {**clf.codec_.to_dict(), "threshold": clf.threshold},
+            "labels": {**clf.codec_.to_dict(), "threshold": clf.threshold_},
             "hyperparameters": _encode(clf.hyperparameters_),
             "input": settings,
             "files": {f.relative_to(tmp).as_posix(): sha256_file(f)

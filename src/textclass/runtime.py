@@ -145,7 +145,8 @@ class ExportedClassifier:
         Registry name of the model that was exported.
     classes_ : ndarray
     task_ : {"binary", "multiclass", "multilabel"}
-    threshold : float
+    threshold_ : float
+        The decision threshold of the exported model (multi-label tags, binary positive class).
     hyperparameters_ : dict
     path : Path
     """
@@ -157,7 +158,7 @@ class ExportedClassifier:
         self.codec_ = LabelCodec.from_dict({"task": labels["task"], "classes": labels["classes"]})
         self.classes_ = self.codec_.classes_
         self.task_ = self.codec_.task_
-        self.threshold = float(labels["threshold"])
+        self.threshold_ = float(labels["threshold"])
         self.hyperparameters_ = _decode(manifest.get("hyperparameters", {}))
         self.session_ = session
         self.inputs_ = inputs
@@ -174,9 +175,9 @@ class ExportedClassifier:
     def labels_from_proba(self, proba: np.ndarray) -> np.ndarray | list[tuple]:
         """Labels as ``predict`` gives them (multi-label: tag tuples above the threshold)."""
         if self.task_ == "multilabel":
-            return self.codec_.inverse_transform((proba > self.threshold).astype(np.int8))
+            return self.codec_.inverse_transform((proba > self.threshold_).astype(np.int8))
         if self.task_ == "binary":
-            return self.codec_.inverse_transform((proba[:, 1] > self.threshold).astype(int))
+            return self.codec_.inverse_transform((proba[:, 1] > self.threshold_).astype(int))
         return self.codec_.inverse_transform(proba.argmax(axis=1))
 
     def predict(self, X: Iterable[str]) -> np.ndarray | list[tuple]:

@@ -268,7 +268,7 @@ def create_app(model: Any, *, max_texts: int = MAX_TEXTS, max_chars: int = MAX_C
     limits = {"max_texts": max_texts, "max_chars": max_chars, "max_body_bytes": max_body_bytes}
     info = _json_bytes({
         "name": model.model, "textclass_version": textclass.__version__, "task": model.task_,
-        "labels": [plain(c) for c in model.classes_], "threshold": float(model.threshold),
+        "labels": [plain(c) for c in model.classes_], "threshold": float(model.threshold_),
         "hyperparameters": model.hyperparameters_, "metrics": metrics, "explain": True,
         "batching": batching, "limits": limits,
     })

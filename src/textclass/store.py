@@ -94,7 +94,7 @@ def save_model(clf, path: str | os.PathLike[str]) -> Path:
             "model": clf.model,
             "params": _encode(clf.get_params(deep=False)),
             "hyperparameters": _encode(clf.hyperparameters_),
-            "labels": {**clf.codec_.to_dict(), "threshold": clf.threshold},
+            "labels": {**clf.codec_.to_dict(), "threshold": clf.threshold_},
             "history": clf.history_,
         }
         if get_model(clf.model).kind == "torch":  # PyTorch models write their own folder (safetensors)
@@ -182,6 +182,7 @@ def load_model(path: str | os.PathLike[str]):
         clf = TextClassifier(**_decode(manifest["params"]))
         clf.hyperparameters_ = _decode(manifest["hyperparameters"])
         clf.codec_ = LabelCodec.from_dict({k: v for k, v in manifest["labels"].items() if k != "threshold"})
+        clf.threshold_ = float(manifest["labels"]["threshold"])
         clf.history_ = manifest.get("history", {})
         get_model(clf.model)  # a known model; importing the registry registers its custom layers
     except (KeyError, TypeError, ValueError) as e:  # ParameterError is a ValueError

@@ -69,6 +69,8 @@ def train_run(
 
     metrics = evaluate_model(clf, test["text"], test["label"], groups=None if group is None else test[group])
     metrics.update(model=model, params=_json_safe(clf.get_params()), n_train=len(train), seed=seed)
+    if clf.task_ != "multiclass":  # the decision rule behind the labels scored
+        metrics["threshold"] = clf.threshold_
 
     out_dir.mkdir(parents=True, exist_ok=True)
     clf.save(out_dir / "model")
@@ -130,6 +132,9 @@ def _report(model: str, metrics: Mapping[str, Any]) -> str:
     for key in METRIC_KEYS:
         if key in metrics and not (key == "accuracy" and "subset_accuracy" in metrics):
             lines.append(f"| {key} | {metrics[key]:.4f} |")
+    if "threshold" in metrics:
+        learned = " (learned from held-out training texts: threshold='auto')" if metrics["params"].get("threshold") == "auto" else ""
+        lines += ["", f"Labels are probabilities over {metrics['threshold']:g}{learned}."]
     if metrics.get("unseen_tags"):
         lines += ["", f"Tags never seen in training, counted as missed: {', '.join(map(str, metrics['unseen_tags']))}."]
     if metrics.get("per_group"):
