@@ -97,7 +97,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         Decision threshold on the positive-class (binary) or per-tag (multi-label) probability.
         "auto" learns it at fit: the one with the best accuracy (binary) or micro-F1 (multi-label)
         on probabilities of training texts held out of a fit (3-fold out of fold; from 5,000 texts
-        on, a 20% hold-out), so fitting costs 1.8-3x. Multi-class predictions take the argmax.
+        on, a 20% hold-out), so fitting costs about 3x, or 2x. Multi-class predictions take the argmax.
     random_state : int or None
         Seeds Keras, NumPy and the validation split; None is not reproducible.
     verbose : int
