@@ -97,6 +97,17 @@ def test_multilabel_compare_scores_tag_sets_and_takes_threshold_auto():
     # accuracy is subset accuracy: every tag of a text right; the empty tag set counts as a set
     assert fixed["accuracy"].between(0.5, 1).all() and len(fixed) == 3
     assert auto["f1_macro"].mean() > fixed["f1_macro"].mean()  # the rare tags are found
+    assert not np.allclose(fixed["f1_micro"], fixed["accuracy"])  # micro-F1 over tags, not subset accuracy
+    result = compare(df, ["bow-logreg", "nbsvm"], cv=3, n_jobs=1, metric="f1_micro")
+    assert "| group | model | subset accuracy (95% CI) | macro-F1 (95% CI) | micro-F1 (95% CI) |" in result.to_markdown()
+    s = result.summary
+    assert s.loc[s["best"], "f1_micro"].iloc[0] == s["f1_micro"].max()
+    assert (s.filter(like="_lo") >= 0).all().all() and (s.filter(like="_hi") <= 1).all().all()
+
+
+def test_single_label_micro_f1_is_the_accuracy(uci_slice):
+    folds = compare(uci_slice, ["bow-logreg"], cv=3, n_jobs=1).folds
+    np.testing.assert_allclose(folds["f1_micro"], folds["accuracy"])
 
 
 def test_cross_domain_table_shape(uci_slice):

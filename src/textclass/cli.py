@@ -421,7 +421,7 @@ def compare(
     repeats: int = typer.Option(1, "--repeats", help="Repeats of the k-fold CV (different shuffles)."),
     by: str = typer.Option(None, "--by", help="Column to compare within, e.g. source (default: --group-col)."),
     cross_domain: bool = typer.Option(False, "--cross-domain", help="Add train-on-other-groups, test-on-this table."),
-    metric: str = typer.Option("accuracy", "--metric", help="Picks the best model and the tested metric: accuracy or f1_macro."),
+    metric: str = typer.Option("accuracy", "--metric", help="Picks the best model and the tested metric: accuracy, f1_macro or f1_micro (multi-label: accuracy is subset accuracy)."),
     text_col: str = TEXT_COL,
     label_col: str = LABEL_COL,
     label_sep: str = LABEL_SEP,

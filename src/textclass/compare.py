@@ -39,7 +39,7 @@ TEST_NOTE = (
     "p: corrected resampled paired t-test (Nadeau & Bengio 2003) of the best model against each "
     "other over the same folds"
 )
-METRICS = ("accuracy", "f1_macro")
+METRICS = ("accuracy", "f1_macro", "f1_micro")  # multi-label: accuracy is subset accuracy
 HONEST_TRAINING = {"validation_split": 0.1, "early_stopping": True, "patience": 3}
 
 
@@ -201,6 +201,7 @@ def fit_and_score(estimator: Any, X_train: Sequence[str], y_train: Sequence[Any]
     return {
         "accuracy": m["accuracy"],
         "f1_macro": m["f1_macro"],
+        "f1_micro": m.get("f1_micro", m["accuracy"]),  # of single labels, micro-F1 is the accuracy
         "n_train": len(X_train),
         "n_test": len(X_test),
         "fit_s": fit_s,
@@ -358,7 +359,7 @@ def cross_validate(df: pd.DataFrame, models: Sequence[str], *, by: str | None = 
                    repeats: int = 1, params: Mapping[str, Any] | None = None, seed: int = 0,
                    n_jobs: int | None = None, progress: bool = False,
                    estimators: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Per-fold scores: columns group, model, fold, accuracy, f1_macro, n_train, n_test, fit_s, epochs."""
+    """Per-fold scores: columns group, model, fold, accuracy, f1_macro, f1_micro, n_train, n_test, fit_s, epochs."""
     tasks = fold_tasks(df, models, by=by, cv=cv, repeats=repeats, params=params, seed=seed,
                        estimators=estimators)
     with progress_bar(progress, f"cross-validating {len(models)} model(s)", len(tasks)) as advance:
@@ -368,7 +369,7 @@ def cross_validate(df: pd.DataFrame, models: Sequence[str], *, by: str | None = 
 
 
 def summarize(folds: pd.DataFrame, *, metric: str = "accuracy", confidence: float = 0.95) -> pd.DataFrame:
-    """Per (group, model): mean and interval of accuracy and macro-F1, and the corrected paired
+    """Per (group, model): mean and interval of each of ``METRICS``, and the corrected paired
     test of the group's best model (by ``metric``) against each other model."""
     if metric not in METRICS:
         raise ParameterError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
@@ -381,7 +382,7 @@ def summarize(folds: pd.DataFrame, *, metric: str = "accuracy", confidence: floa
             row: dict[str, Any] = {"group": group, "model": model, "folds": len(p)}
             for name in METRICS:
                 mean, lo, hi = t_interval(p[name], test_train_ratio=ratio, confidence=confidence)
-                row.update({name: mean, f"{name}_lo": lo, f"{name}_hi": hi})
+                row.update({name: mean, f"{name}_lo": max(lo, 0.0), f"{name}_hi": min(hi, 1.0)})  # scores are in [0, 1]
             if model == best:
                 row.update(best=True, t=math.nan, p=math.nan)
             else:
@@ -448,14 +449,23 @@ class Comparison:
             TEST_NOTE + f" (on {s.get('metric')}); * marks p < 0.05",
         ]
 
+    def _scores(self) -> list[tuple[str, str]]:
+        """(column title, metric) of the CV table: multi-label data adds micro-F1, its headline."""
+        if self.settings.get("task") == "multilabel":
+            return [("subset accuracy", "accuracy"), ("macro-F1", "f1_macro"), ("micro-F1", "f1_micro")]
+        return [("accuracy", "accuracy"), ("macro-F1", "f1_macro")]
+
+    def _cells(self, r: Any) -> list[str]:
+        return [_ci(getattr(r, m), getattr(r, f"{m}_lo"), getattr(r, f"{m}_hi")) for _, m in self._scores()]
+
     def to_markdown(self) -> str:
         lines = ["# textclass compare", "", f"data: {self.settings.get('data')}", ""]
-        lines += ["| group | model | accuracy (95% CI) | macro-F1 (95% CI) | p vs best | fit s/fold |",
-                  "|---|---|---|---|---|---|"]
+        titles = [f"{title} (95% CI)" for title, _ in self._scores()]
+        lines += ["| " + " | ".join(["group", "model", *titles, "p vs best", "fit s/fold"]) + " |",
+                  "|" + "---|" * (len(titles) + 4)]
         for r in self.summary.itertuples():
-            lines.append(f"| {r.group} | {r.model}{' (best)' if r.best else ''} | "
-                         f"{_ci(r.accuracy, r.accuracy_lo, r.accuracy_hi)} | "
-                         f"{_ci(r.f1_macro, r.f1_macro_lo, r.f1_macro_hi)} | {_p(r.p)} | {r.fit_s:.2f} |")
+            lines.append(" | ".join([f"| {r.group}", f"{r.model}{' (best)' if r.best else ''}", *self._cells(r),
+                                     _p(r.p), f"{r.fit_s:.2f} |"]))
         lines += [""] + [f"- {n}" for n in self.notes()]
         if self.cross_domain is not None:
             lines += ["", "## Cross-domain: train on the other groups, test on this one", "",
@@ -471,12 +481,11 @@ class Comparison:
         from rich.table import Table
 
         table = Table(title="cross-validated comparison")
-        for col in ("group", "model", "accuracy (95% CI)", "macro-F1 (95% CI)", "p vs best", "fit s/fold"):
+        for col in ("group", "model", *(f"{title} (95% CI)" for title, _ in self._scores()), "p vs best", "fit s/fold"):
             table.add_column(col, justify="left" if col in ("group", "model") else "right")
         for r in self.summary.itertuples():
             table.add_row(str(r.group), f"[bold]{r.model}[/] (best)" if r.best else r.model,
-                          _ci(r.accuracy, r.accuracy_lo, r.accuracy_hi),
-                          _ci(r.f1_macro, r.f1_macro_lo, r.f1_macro_hi), _p(r.p), f"{r.fit_s:.2f}")
+                          *self._cells(r), _p(r.p), f"{r.fit_s:.2f}")
         console.print(table)
         for n in self.notes():
             console.print(f"  {n}", highlight=False)
@@ -562,6 +571,8 @@ def compare(data: str | pd.DataFrame, models: Sequence[str], *, cv: int = 10, re
                                 progress=progress)
         inside = summary.set_index(["group", "model"])["accuracy"]
         cd["in_domain_cv"] = [inside.get((g, m)) for g, m in zip(cd["group"], cd["model"])]
+    from textclass.labels import infer_task
+
     settings = {"data": name, "models": models, "cv": cv, "repeats": repeats, "by": by, "seed": seed,
-                "metric": metric, "params": params}
+                "metric": metric, "params": params, "task": infer_task(df["label"])}
     return Comparison(folds, summary, cd, settings)
