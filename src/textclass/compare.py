@@ -182,7 +182,7 @@ def fit_and_score(estimator: Any, X_train: Sequence[str], y_train: Sequence[Any]
     """Fit a clone of ``estimator`` on one fold and score it on the fold's test part."""
     from sklearn.base import clone
 
-    from textclass.evaluate import classification_metrics
+    from textclass.evaluate import classification_metrics, tag_binarizer
 
     est = clone(estimator)
     start = time.perf_counter()
@@ -190,11 +190,7 @@ def fit_and_score(estimator: Any, X_train: Sequence[str], y_train: Sequence[Any]
     fit_s = time.perf_counter() - start
     pred, truth = list(est.predict(list(X_test))), list(y_test)
     if est.task_ == "multilabel":  # tag tuples -> 0/1 rows; a tag this fold never trained on counts as missed
-        from sklearn.preprocessing import MultiLabelBinarizer
-
-        known = est.classes_.tolist()
-        unseen = sorted({t for tags in truth for t in tags} - set(known), key=str)
-        binarizer = MultiLabelBinarizer(classes=[*known, *unseen]).fit([])
+        binarizer, _ = tag_binarizer(est.classes_.tolist(), truth)
         truth, pred = binarizer.transform(truth), binarizer.transform(pred)
     m = classification_metrics(truth, pred)
     history = getattr(est, "history_", {}) or {}

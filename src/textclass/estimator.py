@@ -256,7 +256,6 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             else:  # a tag absent from this fit's texts gets probability 0
                 proba[np.ix_(held, [column[c] for c in inner.classes_.tolist()])] = p
             held_rows.append(held)
-            del inner  # a pooled Keras model goes back now
         rows = np.concatenate(held_rows)
         return best_threshold(truth[rows], proba[rows], self.task_)
 

@@ -120,6 +120,14 @@ def best_threshold(truth: np.ndarray, proba: np.ndarray, task: str) -> float:
     return float(grid[best[np.argmin(np.abs(grid[best] - 0.5))]])
 
 
+def tag_binarizer(known: Sequence[Any], y: Sequence[Any]) -> tuple[MultiLabelBinarizer, list]:
+    """A binarizer over a model's tags ``known`` and the tags of ``y`` (tag tuples) it never saw,
+    which score as missed rather than being dropped; and those unseen tags."""
+    seen = set(known)
+    unseen = sorted({t for tags in y for t in tags if t not in seen}, key=str)
+    return MultiLabelBinarizer(classes=[*known, *unseen]).fit([]), unseen
+
+
 def evaluate_model(clf: Any, texts: Any, y: Any, groups: Any = None) -> dict[str, Any]:
     """Predict ``texts`` with a fitted classifier and score against ``y`` (the user's labels).
 
@@ -131,15 +139,13 @@ def evaluate_model(clf: Any, texts: Any, y: Any, groups: Any = None) -> dict[str
     y_pred = clf.labels_from_proba(proba)
     y = list(y)
     if clf.task_ == "multilabel":
-        known = set(clf.classes_.tolist())
-        unseen = sorted({t for tags in y for t in tags if t not in known}, key=str)
+        binarizer, unseen = tag_binarizer(clf.classes_.tolist(), y)
         if unseen:
             shown = ", ".join(map(str, unseen[:10])) + (" ..." if len(unseen) > 10 else "")
             warnings.warn(TextclassWarning(
                 f"{len(unseen)} tag(s) in the evaluation data were never seen in training ({shown}): "
                 "counted as missed"), stacklevel=2)
-        classes = [*clf.classes_.tolist(), *unseen]
-        binarizer = MultiLabelBinarizer(classes=classes).fit([])
+        classes = binarizer.classes
 
         def score(idx: np.ndarray, whole: bool = True) -> dict[str, Any]:
             return classification_metrics(binarizer.transform([y[i] for i in idx]),
