@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import real_dataset
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
 from textclass.errors import ParameterError
@@ -71,6 +71,40 @@ def test_auto_learns_a_lower_threshold_that_finds_rare_tags(tmp_path):
     loaded = load_model(auto.save(tmp_path / "m"))
     assert loaded.threshold_ == auto.threshold_ and loaded.threshold == "auto"
     assert list(map(tuple, loaded.predict(Xt))) == on
+
+
+@pytest.mark.parametrize("n", [600, 6000])  # out-of-fold margins; one 20% hold-out (1,200 rows)
+def test_calibration_keeps_probabilities_of_rows_its_svm_did_not_see(n):
+    from textclass.models.linear import CalibratedLinearSVC
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(n, 2 * n)), rng.integers(0, 2, n)  # random labels: memorised, not learned
+    svm = CalibratedLinearSVC(random_state=0).fit(X, y)
+    rows = svm.held_out_
+    assert len(rows) == svm.n_holdout_ == (n if n < 5000 else n // 5) and len(set(rows.tolist())) == len(rows)
+    assert roc_auc_score(y[rows], svm.svm_.decision_function(X[rows])) > 0.99  # the final SVM saw them
+    assert abs(roc_auc_score(y[rows], svm.held_out_proba_[:, 1]) - 0.5) < 0.1
+
+
+@pytest.mark.parametrize("data", ["tags", "binary"])
+def test_auto_on_tfidf_linear_reuses_its_calibration_and_fits_once(monkeypatch, data):
+    X, y = weak_tags(900, seed=0)
+    if data == "binary":
+        y = ["tag0" in tags for tags in y]
+    fits, real_fit = [], TextClassifier._fit_sklearn
+    monkeypatch.setattr(TextClassifier, "_fit_sklearn", lambda self, *a: fits.append(1) or real_fit(self, *a))
+    auto = TextClassifier("tfidf-linear", threshold="auto", random_state=0).fit(X, y)
+    assert len(fits) == 1
+    head = auto.model_[-1]
+    heads = head.estimators_ if data == "tags" else [head]
+    codes = auto.codec_.transform(y)
+    truth = np.concatenate([(codes[:, j] if codes.ndim == 2 else codes)[h.held_out_] for j, h in enumerate(heads)])
+    proba = np.concatenate([h.held_out_proba_[:, 1] for h in heads])
+    assert auto.threshold_ == best_threshold(truth, proba, auto.task_)
+    if data == "tags":
+        assert auto.threshold_ < 0.5
+        Xt, yt = weak_tags(900, seed=1)
+        assert micro_f1(auto, Xt, yt) > micro_f1(TextClassifier("tfidf-linear", random_state=0).fit(X, y), Xt, yt) + 0.05
 
 
 def test_auto_is_seeded():

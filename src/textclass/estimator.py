@@ -33,7 +33,8 @@ WIDTH_STEP = 8  # trimmed widths are rounded up to a multiple of this, to limit 
 STEPS_PER_EXECUTION = 64
 #: threshold="auto" scores probabilities of texts held out of training: out of fold from this many
 #: fits, or from THRESHOLD_HOLDOUT_FROM rows on (a hold-out of 1,000 rows or more), from one fit
-#: without a THRESHOLD_HOLDOUT share, which costs 0.8 of a fit instead of 2 (tfidf-linear's rule).
+#: without a THRESHOLD_HOLDOUT share, which costs 0.8 of a fit instead of 2 (tfidf-linear's rule;
+#: tfidf-linear itself reuses its calibration's held-out probabilities and needs no extra fit).
 THRESHOLD_FOLDS = 3
 THRESHOLD_HOLDOUT = 0.2
 THRESHOLD_HOLDOUT_FROM = 5000
@@ -241,6 +242,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
         if self.task_ == "multiclass":
             return 0.5
+        scored = self._held_out_scores(codes)
+        if scored is not None:
+            return best_threshold(*scored, self.task_)
         column = {c: j for j, c in enumerate(self.classes_.tolist())}
         truth = codes if self.task_ == "multilabel" else codes[:, None]
         proba = np.zeros(truth.shape)
@@ -258,6 +262,21 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             held_rows.append(held)
         rows = np.concatenate(held_rows)
         return best_threshold(truth[rows], proba[rows], self.task_)
+
+    def _held_out_scores(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """0/1 truth and probability of the (text, label) pairs that the model's own fit already
+        scored held out (``held_out_proba_``: tfidf-linear's calibration), or None. Then
+        threshold="auto" costs no fit; tags too rare to hold out (under 2 texts) add no pairs."""
+        steps = getattr(self.model_, "steps", None)  # scikit-learn pipelines; the head is the last step
+        head = steps[-1][1] if steps else self.model_
+        heads = getattr(head, "estimators_", None) if self.task_ == "multilabel" else [head]
+        if not heads or not all(hasattr(h, "held_out_proba_") for h in heads):
+            return None
+        truth = codes[:, None] if self.task_ == "binary" else codes
+        pairs = [(truth[h.held_out_, j], h.held_out_proba_[:, 1]) for j, h in enumerate(heads)]
+        if not sum(len(t) for t, _ in pairs):
+            return None
+        return np.concatenate([t for t, _ in pairs]), np.concatenate([p for _, p in pairs])
 
     def _threshold_splits(self, codes: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit

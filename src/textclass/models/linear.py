@@ -465,6 +465,10 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
         classes: normalised to sum to 1 (scikit-learn's rule).
     n_holdout_ : int
         Held-out (or out-of-fold) rows the sigmoids were fitted on.
+    held_out_ : ndarray of shape (n_holdout_,)
+        Their row indices; ``held_out_proba_`` (n_holdout_, n_classes) are their probabilities
+        from the SVM(s) that did not see them, as ``predict_proba`` gives (like a forest's
+        ``oob_decision_function_``): ``threshold="auto"`` chooses on them without a fit of its own.
     uncalibrated_ : list
         Classes whose sigmoid was fitted on training margins.
     """
@@ -520,6 +524,8 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         self.sigmoid_coef_, self.sigmoid_intercept_ = a, b
         self.n_holdout_ = len(held)
+        self.held_out_ = held
+        self.held_out_proba_ = self._proba(held_margins) if splits else np.empty((0, len(classes)))
         self.uncalibrated_ = uncalibrated
         self.n_features_in_ = self.svm_.n_features_in_
         if uncalibrated:
@@ -535,7 +541,10 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self)
-        p = expit(self._margins(self.svm_, X) * self.sigmoid_coef_ + self.sigmoid_intercept_)
+        return self._proba(self._margins(self.svm_, X))
+
+    def _proba(self, margins: np.ndarray) -> np.ndarray:
+        p = expit(margins * self.sigmoid_coef_ + self.sigmoid_intercept_)
         if len(self.classes_) == 2:
             return np.column_stack([1.0 - p[:, 0], p[:, 0]])
         total = p.sum(axis=1, keepdims=True)
