@@ -103,11 +103,13 @@ def test_multilabel_compare_scores_tag_sets_and_takes_threshold_auto():
     s = result.summary
     assert s.loc[s["best"], "f1_micro"].iloc[0] == s["f1_micro"].max()
     assert (s.filter(like="_lo") >= 0).all().all() and (s.filter(like="_hi") <= 1).all().all()
+    assert result.notes()[0].startswith("3-fold shuffled CV")  # tag sets are not stratified
 
 
 def test_single_label_micro_f1_is_the_accuracy(uci_slice):
-    folds = compare(uci_slice, ["bow-logreg"], cv=3, n_jobs=1).folds
-    np.testing.assert_allclose(folds["f1_micro"], folds["accuracy"])
+    result = compare(uci_slice, ["bow-logreg"], cv=3, n_jobs=1)
+    np.testing.assert_allclose(result.folds["f1_micro"], result.folds["accuracy"])
+    assert result.notes()[0].startswith("3-fold stratified CV")
 
 
 def test_cross_domain_table_shape(uci_slice):

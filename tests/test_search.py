@@ -157,6 +157,21 @@ def test_multilabel_search_with_a_scikit_learn_scorer():
     assert isinstance(res.best_estimator.predict(["I love this"])[0], tuple)
 
 
+def test_search_weighs_a_learned_threshold_against_fixed_ones():
+    from test_threshold import weak_tags  # rare tags whose probabilities seldom pass 0.5
+
+    space = model_space("bow-logreg", overrides=parse_assignments(["threshold=0.5,auto", "C=1.0"]))
+    assert space.params["threshold"] == Choice((0.5, "auto"))
+    X, y = weak_tags(300, seed=0)
+    res = search(X, y, "bow-logreg", space={"threshold": [0.5, "auto"], "C": [1.0]}, sampler="grid", cv=3,
+                 scoring="f1_micro")
+    scores = dict(zip(res.trials["threshold"], res.trials["cv_mean"]))
+    assert scores["auto"] > scores[0.5] and res.best_params == {"threshold": "auto"}
+    assert res.best_estimator.threshold == "auto" and res.best_estimator.threshold_ < 0.5
+    with pytest.raises(ParameterError, match="'threshold': value 'high' is not a number or 'auto'"):
+        model_space("bow-logreg", overrides={"threshold": [0.5, "high"]})
+
+
 def test_tiny_cnn_search_refits_the_best_model(yelp):
     small = yelp.iloc[:200]
     res = search(small["text"], small["label"], "cnn", space={"kernel_size": [3, 5]}, sampler="grid", cv=2,

@@ -2,7 +2,8 @@
 paired significance tests over the same folds, and a cross-domain (train on others) table.
 
 A single held-out split of a few hundred sentences has a standard error of two to three points, so
-most differences between models are noise. Everything here is repeated stratified k-fold CV:
+most differences between models are noise. Everything here is repeated stratified k-fold CV
+(shuffled k-fold for multi-label data, whose tag sets do not stratify):
 
 - the interval is a Student t-interval over the J = k x repeats fold scores whose variance uses the
   Nadeau-Bengio correction ``(1/J + n_test/n_train) * s^2`` (folds share training data, so the
@@ -439,7 +440,8 @@ class Comparison:
     def notes(self) -> list[str]:
         s = self.settings
         return [
-            f"{s.get('cv')}-fold stratified CV x {s.get('repeats')} repeat(s), seed {s.get('seed')}; "
+            f"{s.get('cv')}-fold {'shuffled' if s.get('task') == 'multilabel' else 'stratified'} CV x "
+            f"{s.get('repeats')} repeat(s), seed {s.get('seed')}; "
             "Keras models stop early on 10% of each training fold (never the test fold)",
             INTERVAL_NOTE,
             TEST_NOTE + f" (on {s.get('metric')}); * marks p < 0.05",

@@ -495,12 +495,9 @@ def _score(clf: Any, X: np.ndarray, y: np.ndarray, scoring: str | None) -> float
     scorer = get_scorer(scoring)
     if getattr(clf, "task_", None) != "multilabel":
         return float(scorer(clf, X, y))
-    from sklearn.preprocessing import MultiLabelBinarizer
+    from textclass.evaluate import tag_binarizer
 
-    # Tags the training folds never showed still count, as tags the model missed.
-    known = list(clf.classes_)
-    unseen = sorted({tag for tags in y for tag in tags} - set(known), key=str)
-    binarizer = MultiLabelBinarizer(classes=known + unseen).fit([])
+    binarizer, _ = tag_binarizer(list(clf.classes_), y)  # tags the training folds never showed count as missed
     return float(scorer(_indicator_predictions(clf, binarizer), X, binarizer.transform(y)))
 
 

@@ -310,6 +310,9 @@ _INTERVALS = {
     "threshold": (0.0, 1.0, True),
 }
 
+#: Words a numeric parameter also takes, as a value of a list (``threshold=[0.3, 0.5, "auto"]``).
+_WORDS = {"threshold": ("auto",)}
+
 #: Float parameters that must be > 0; every integer with a positive default (a size, a count) too.
 _POSITIVE = {"learning_rate", "C", "alpha"}
 
@@ -331,8 +334,11 @@ def _check_value(name: str, value: Any, default: Any, where: str = "value") -> A
             return value
         default = _TYPE_HINTS.get(name)
     kind = _kind(default)
+    if isinstance(value, str) and value in _WORDS.get(name, ()):
+        return value
     expected = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}
-    bad = ParameterError(f"{name!r}: {where} {value!r} is not {expected.get(kind, 'a list')} (default: {default!r})")
+    words = "".join(f" or {w!r}" for w in _WORDS.get(name, ()))
+    bad = ParameterError(f"{name!r}: {where} {value!r} is not {expected.get(kind, 'a list')}{words} (default: {default!r})")
     if kind == "bool":
         if not isinstance(value, bool):
             raise bad
