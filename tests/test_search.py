@@ -172,6 +172,23 @@ def test_search_weighs_a_learned_threshold_against_fixed_ones():
         model_space("bow-logreg", overrides={"threshold": [0.5, "high"]})
 
 
+def test_cli_search_reports_the_searched_score_on_the_test_texts(tmp_path, capsys):
+    from test_threshold import weak_tags
+
+    texts, tags = weak_tags(300, seed=4)
+    (tmp_path / "tags.jsonl").write_text("".join(json.dumps({"text": t, "label": list(g)}) + "\n"
+                                                 for t, g in zip(texts, tags)))
+    out = tmp_path / "run"
+    rc = main(["search", str(tmp_path / "tags.jsonl"), "-m", "bow-logreg", "-s", "threshold=0.5,auto", "-s", "C=1.0",
+               "--sampler", "grid", "--cv", "3", "--scoring", "f1_micro", "-o", str(out)])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    summary = json.loads((out / "search.json").read_text())
+    assert summary["best_params"] == {"threshold": "auto"}
+    assert metrics["test_score"] == summary["test_score"] == {"scoring": "f1_micro", "value": metrics["f1_micro"]}
+    assert f"f1_micro {metrics['f1_micro']:.4f} (n=75)" in capsys.readouterr().out
+
+
 def test_tiny_cnn_search_refits_the_best_model(yelp):
     small = yelp.iloc[:200]
     res = search(small["text"], small["label"], "cnn", space={"kernel_size": [3, 5]}, sampler="grid", cv=2,

@@ -390,7 +390,9 @@ def search(
     console.print(f"best (trial {result.best_trial}): {result.best_params}  CV {result.best_score:.4f} ± {result.best_std:.4f}")
     if result.nested_scores:
         console.print(f"nested CV ({len(result.nested_scores)} outer folds): {result.nested_mean:.4f} ± {result.nested_std:.4f}")
-    console.print(f"held-out test accuracy of the refit best: {metrics['accuracy']:.4f} (n={metrics['n']})")
+    searched = metrics.get("test_score")
+    also = f", {searched['scoring']} {searched['value']:.4f}" if searched else ""
+    console.print(f"held-out test accuracy of the refit best: {metrics['accuracy']:.4f}{also} (n={metrics['n']})")
     typer.echo(f"wrote {out}/")
 
 

@@ -282,10 +282,16 @@ def search_run(
     metrics = evaluate_model(result.best_estimator, test["text"], test["label"])
     metrics.update(model=result.model, params=_json_safe({**result.fixed_params, **result.best_params}),
                    n_train=len(train), seed=seed)
+    scoring = search_kwargs.get("scoring")
+    if scoring is not None:  # the score the search maximised, on the held-out texts too
+        value = _score(result.best_estimator, *_as_arrays(test["text"], test["label"]), scoring)
+        metrics["test_score"] = {"scoring": scoring, "value": value}
     result.best_estimator.save(out_dir / "model")
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     write_text_atomic(out_dir / "results.csv", result.trials.to_csv(index=False))
     summary = {**result.to_dict(), "test_accuracy": metrics["accuracy"], "n_train": len(train), "n_test": len(test)}
+    if "test_score" in metrics:
+        summary["test_score"] = metrics["test_score"]
     plot_history(result.trials, out_dir / "history.png", title=f"{result.model}: optimisation history")
     summary["importance"] = plot_importance(result.study, out_dir / "importance.png")
     write_text_atomic(out_dir / "search.json", json.dumps(_json_safe(summary), indent=2))
