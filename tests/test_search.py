@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 from conftest import real_dataset
+from kill9 import run_killed
 
 from textclass import search as search_mod
 from textclass.cli import main
@@ -232,22 +229,11 @@ def test_resume_after_kill_9_ends_with_exactly_n_trials_and_keeps_earlier_scores
     url = f"sqlite:///{out / 'study.db'}"
     args = ["search", "uci-sentiment", "--where", "source=yelp", "-m", "bow-logreg", "--sampler", "random",
             "--trials", "10", "--cv", "3", "-o", str(out), "--no-prune"]
-    code = "import sys; from textclass.cli import main; sys.exit(main(sys.argv[1:]))"
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            time.sleep(0.05)
-            try:
-                if len(_finished(url)) >= 3:
-                    break
-            except (KeyError, Exception):  # study not created yet
-                continue
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
+    # SIGKILL at the 18th event (run folder and study set-up, then 3 fold fits a trial): after trial 3,
+    # whatever the machine's speed (a timed kill let a fast machine finish all 10)
+    status, _ = run_killed(args, kill_at=18)
     before = {t.number: (t.value, t.params) for t in _finished(url)}
-    assert 3 <= len(before) < 10, "the search must have been killed part-way"
+    assert status == -9 and 3 <= len(before) < 10, "the search must have been killed part-way"
 
     assert main([*args, "--resume"]) == 0
     after = {t.number: (t.value, t.params) for t in _finished(url)}
