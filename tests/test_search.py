@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from conftest import real_dataset
-from kill9 import run_killed
 
 from textclass import search as search_mod
 from textclass.cli import main
@@ -222,6 +223,16 @@ def test_existing_study_is_not_mixed_into_without_resume(yelp, tmp_path):
     assert len(res.trials) == 3
 
 
+def _killed_in_fresh_process(args: list[str], kill_at: int) -> int:
+    """``kill9.run_killed`` forked from a new interpreter: this one may hold JAX's threads, and a
+    fork of a multithreaded process can deadlock."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from kill9 import run_killed; "
+            "print(run_killed(sys.argv[3:], int(sys.argv[2]))[0])")
+    out = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__), str(kill_at), *args],
+                         capture_output=True, text=True, check=True, timeout=180).stdout
+    return int(out.split()[-1])
+
+
 def test_resume_after_kill_9_ends_with_exactly_n_trials_and_keeps_earlier_scores(tmp_path):
     pytest.importorskip("optuna")
     real_dataset("uci-sentiment")
@@ -231,7 +242,7 @@ def test_resume_after_kill_9_ends_with_exactly_n_trials_and_keeps_earlier_scores
             "--trials", "10", "--cv", "3", "-o", str(out), "--no-prune"]
     # SIGKILL at the 18th event (run folder and study set-up, then 3 fold fits a trial): after trial 3,
     # whatever the machine's speed (a timed kill let a fast machine finish all 10)
-    status, _ = run_killed(args, kill_at=18)
+    status = _killed_in_fresh_process(args, kill_at=18)
     before = {t.number: (t.value, t.params) for t in _finished(url)}
     assert status == -9 and 3 <= len(before) < 10, "the search must have been killed part-way"
 
