@@ -22,7 +22,8 @@ Plain recipes (what a user writes with scikit-learn alone, ``OneVsRestClassifier
   row "textclass, margin > 0" scores textclass's SVM with the plain rule: a gap in the score is the
   decision rule (calibrated p > 0.5), not the model.
 - goemotions, side "textclass-auto": textclass with ``threshold="auto"`` (the micro-F1-best
-  threshold on a 20% hold-out of the training comments, learned at fit; ``--no-auto`` skips it).
+  threshold on a 20% hold-out of the training comments, learned at fit: a second fit on the other
+  80%, or for tfidf-linear its calibration's own hold-out, no extra fit; ``--no-auto`` skips it).
 
 Each fit runs in a fresh child process, so "peak MB" is that process's maximum resident set
 (``resource.getrusage``), including the interpreter, the libraries and the data (the same on

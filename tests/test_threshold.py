@@ -107,9 +107,10 @@ def test_auto_on_tfidf_linear_reuses_its_calibration_and_fits_once(monkeypatch, 
         assert micro_f1(auto, Xt, yt) > micro_f1(TextClassifier("tfidf-linear", random_state=0).fit(X, y), Xt, yt) + 0.05
 
 
-def test_auto_is_seeded():
+@pytest.mark.parametrize("model", ["bow-logreg", "tfidf-linear"])  # its own splits; the calibration's
+def test_auto_is_seeded(model):
     X, y = weak_tags(300, seed=2)
-    runs = [TextClassifier("tfidf-linear", threshold="auto", random_state=s).fit(X, y).threshold_ for s in (1, 1)]
+    runs = [TextClassifier(model, threshold="auto", random_state=s).fit(X, y).threshold_ for s in (1, 1)]
     assert runs[0] == runs[1]
 
 

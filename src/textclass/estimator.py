@@ -98,7 +98,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         Decision threshold on the positive-class (binary) or per-tag (multi-label) probability.
         "auto" learns it at fit: the one with the best accuracy (binary) or micro-F1 (multi-label)
         on probabilities of training texts held out of a fit (3-fold out of fold; from 5,000 texts
-        on, a 20% hold-out), so fitting costs about 3x, or 2x. Multi-class predictions take the argmax.
+        on, a 20% hold-out), so fitting costs about 3x, or 2x; tfidf-linear's calibration already
+        holds texts out, and its probabilities of them are used at no cost. Multi-class
+        predictions take the argmax.
     random_state : int or None
         Seeds Keras, NumPy and the validation split; None is not reproducible.
     verbose : int
@@ -242,11 +244,11 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
         if self.task_ == "multiclass":
             return 0.5
-        scored = self._held_out_scores(codes)
+        truth = codes if self.task_ == "multilabel" else codes[:, None]
+        scored = self._held_out_scores(truth)
         if scored is not None:
             return best_threshold(*scored, self.task_)
         column = {c: j for j, c in enumerate(self.classes_.tolist())}
-        truth = codes if self.task_ == "multilabel" else codes[:, None]
         proba = np.zeros(truth.shape)
         held_rows = []
         for train, held in self._threshold_splits(codes):
@@ -263,16 +265,16 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         rows = np.concatenate(held_rows)
         return best_threshold(truth[rows], proba[rows], self.task_)
 
-    def _held_out_scores(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """0/1 truth and probability of the (text, label) pairs that the model's own fit already
-        scored held out (``held_out_proba_``: tfidf-linear's calibration), or None. Then
-        threshold="auto" costs no fit; tags too rare to hold out (under 2 texts) add no pairs."""
+    def _held_out_scores(self, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Of ``truth`` (0/1, one column per tag or the positive class), the pairs (text, column)
+        that the model's own fit already scored held out (``held_out_proba_``: tfidf-linear's
+        calibration), with their probabilities; or None. Then threshold="auto" costs no fit; tags
+        too rare to hold out (under 2 texts) add no pairs."""
         steps = getattr(self.model_, "steps", None)  # scikit-learn pipelines; the head is the last step
         head = steps[-1][1] if steps else self.model_
         heads = getattr(head, "estimators_", None) if self.task_ == "multilabel" else [head]
         if not heads or not all(hasattr(h, "held_out_proba_") for h in heads):
             return None
-        truth = codes[:, None] if self.task_ == "binary" else codes
         pairs = [(truth[h.held_out_, j], h.held_out_proba_[:, 1]) for j, h in enumerate(heads)]
         if not sum(len(t) for t, _ in pairs):
             return None
