@@ -18,9 +18,9 @@ GRU = dict(embedding_dim=8, units=4, dropout=0.3, maxlen=24, epochs=2, batch_siz
 
 def test_vocabulary_rows_round_up_to_few_shared_sizes():
     rows = {n: vocabulary_rows(n) for n in range(1, 20_000)}
-    assert all(n <= r <= max(n + 63, n * 9 // 8) for n, r in rows.items())
-    assert {vocabulary_rows(n) for n in range(1932, 1976)} == {2048}  # yelp's folds: one shape
-    assert len(set(rows.values())) < 200
+    assert all(n <= r and (r == 64 or r < 2 * n) for n, r in rows.items())
+    assert {vocabulary_rows(n) for n in range(1400, 1801)} == {2048}  # UCI's folds and sources: one shape
+    assert len(set(rows.values())) == 10  # 64, 128, ..., 32,768
 
 
 def _fit(params, X, y, **extra):
