@@ -149,6 +149,33 @@ def test_randomized_search_cv_tutorial_experiment_8_shape():
     assert search.best_estimator_.num_filters == search.best_params_["num_filters"]
 
 
+@pytest.mark.parametrize("start", [0, 3])
+def test_reproduce_search_from_any_start_picks_as_randomized_search_cv(start):
+    """reproduce cross-validates experiment 8's candidates from a per-source start (two workers then
+    compile different programs); its pick, ties included, is RandomizedSearchCV's own."""
+    from textclass.reproduce import tutorial_search
+
+    X, y = corpus(40)
+    params = {k: v for k, v in CNN.items() if k not in ("num_filters", "kernel_size", "random_state")}
+    params["epochs"] = 1
+    space = {"num_filters": [2, 4, 8], "kernel_size": [2, 3, 5]}
+    ref = RandomizedSearchCV(TextClassifier("cnn", random_state=0, **params), space, n_iter=4, cv=2,
+                             random_state=0).fit(np.asarray(X, dtype=object), np.asarray(y))
+    got = tutorial_search(params, space, 4, 2, 0, start, X, y, X[:10], y[:10])
+    assert got["best_params"] == ref.best_params_ and list(got["best_params"]) == list(ref.best_params_)
+    assert got["cv"] == ref.best_score_
+    assert got["test"] == ref.score(X[:10], y[:10])
+
+
+def test_reproduce_search_pick_breaks_ties_by_draw_order():
+    from textclass.reproduce import first_best
+
+    # rows cross-validated from the third drawn candidate on: drawn order 2, 3, 0, 1
+    assert first_best([0.7, 0.8, 0.8, 0.6], [2, 3, 0, 1]) == 2  # tie 0.8: drawn 0 beats drawn 3
+    assert first_best([0.9, float("nan"), 0.8, 0.9], [2, 3, 0, 1]) == 3  # drawn 1 beats drawn 2; NaN last
+    assert first_best([float("nan"), 0.1], [0, 1]) == 1
+
+
 def test_validation_split_is_shuffled_and_stratified():
     X, _ = corpus(80)
     y = [0] * 60 + [1] * 20  # sorted by label: Keras' "last rows" would be all 1s
