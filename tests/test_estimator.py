@@ -152,7 +152,8 @@ def test_randomized_search_cv_tutorial_experiment_8_shape():
 @pytest.mark.parametrize("start", [0, 3])
 def test_reproduce_search_from_any_start_picks_as_randomized_search_cv(start):
     """reproduce cross-validates experiment 8's candidates from a per-source start (two workers then
-    compile different programs); its pick, ties included, is RandomizedSearchCV's own."""
+    compile different programs); its pick, CV and test score are RandomizedSearchCV's own (ties:
+    the next test)."""
     from textclass.reproduce import tutorial_search
 
     X, y = corpus(40)
