@@ -8,7 +8,7 @@ import pytest
 
 from textclass.errors import ParameterError
 from textclass.models import MODELS, PREPROCESS_PARAMS, TRAIN_PARAMS, available_models, get_model
-from textclass.models.keras import trim_padding
+from textclass.models.keras import GlorotUniform, trim_padding
 
 KERAS = [name for name, spec in MODELS.items() if spec.kind == "keras"]
 SKLEARN = [name for name, spec in MODELS.items() if spec.kind == "sklearn"]
@@ -64,6 +64,30 @@ def test_glove_embedding_trainable_and_initialised(name, trainable):
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(embedding.embeddings), matrix)
     n_embedding_trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights) - 521
     assert n_embedding_trainable == (300 * 50 if trainable else 0)
+
+
+@pytest.mark.parametrize("shape", [(1714, 10), (1790, 10), (10, 1), (5, 50, 128), (7,), ()])
+def test_glorot_uniform_draws_keras_own_values(shape):
+    keras.utils.set_random_seed(0)
+    expected = keras.ops.convert_to_numpy(keras.initializers.GlorotUniform()(shape))
+    keras.utils.set_random_seed(0)
+    assert np.array_equal(GlorotUniform()(shape), expected)
+    assert np.array_equal(GlorotUniform(seed=3)(shape), keras.initializers.GlorotUniform(seed=3)(shape))
+
+
+def test_glorot_uniform_compiles_one_draw_for_nearby_vocabularies(caplog):
+    """bow-dense's first kernel changes shape with every fold's vocabulary: one compiled draw."""
+    import jax
+
+    def draws(initializer, widths):
+        caplog.clear()
+        with jax.log_compiles(), caplog.at_level("DEBUG"):
+            for width in widths:
+                initializer(seed=0)((width, 10))
+        return sum("Compiling" in r.getMessage() and "_uniform" in r.getMessage() for r in caplog.records)
+
+    assert draws(keras.initializers.GlorotUniform, (1601, 1603, 1607)) == 3  # widths no other test uses
+    assert draws(GlorotUniform, (1609, 1613, 1619)) <= 1
 
 
 def test_glove_without_matrix_is_a_parameter_error():
