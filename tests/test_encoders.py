@@ -148,10 +148,21 @@ def test_fine_tuning_early_stops_on_the_inner_split_and_is_seeded(tuned, uci):
                            validation_split=0.25, early_stopping=True).fit(X[:40], y[:40])
     np.testing.assert_allclose(again.predict_proba(X[40:]), tuned.predict_proba(X[40:]), atol=1e-6)
     # The kept weights are the best validation epoch's: with two epochs and a patience of 0 the
-    # second is kept only if its validation loss is lower.
+    # second is kept if its validation accuracy is at least the first's.
     two = TextClassifier("encoder-tuned", random_state=SEED, epochs=2, batch_size=10, maxlen=32,
                          validation_split=0.25, early_stopping=True, patience=0).fit(X[:40], y[:40])
-    assert two.model_.best_epoch_ == int(np.argmin(two.history_["val_loss"])) + 1
+    first, second = two.history_["val_accuracy"]
+    assert two.model_.best_epoch_ == (2 if second >= first else 1)
+
+
+def test_the_kept_epoch_is_the_last_with_the_best_validation_accuracy():
+    improves = encoders._improves
+    assert improves({"val_accuracy": 0.5, "val_loss": 9.0}, None)
+    # a tie goes to the later epoch; the validation loss does not decide
+    assert improves({"val_accuracy": 0.9, "val_loss": 0.8}, {"val_accuracy": 0.9, "val_loss": 0.2})
+    assert not improves({"val_accuracy": 0.89, "val_loss": 0.1}, {"val_accuracy": 0.9, "val_loss": 0.2})
+    # without validation data: a lower training loss
+    assert improves({"loss": 0.3}, {"loss": 0.4}) and not improves({"loss": 0.4}, {"loss": 0.4})
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
