@@ -16,7 +16,6 @@ epoch. The shipped rule's figures repeat bench_encoders.py's encoder-tuned row f
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -24,12 +23,11 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from fold_log import SEED, add_fold_arguments, read_log, run_folds  # noqa: E402
 
 from textclass.compare import corrected_ttest, make_estimator, t_interval  # noqa: E402
-from textclass.data import cv_splits, load_dataset  # noqa: E402
 
 SOURCES = ("yelp", "amazon", "imdb")
-SEED = 0
 PATIENCE = 1  # bench_encoders.py's encoder-tuned row
 RATIO = 100 / 900  # test / train sentences per fold, for the corrected intervals and tests
 
@@ -154,36 +152,18 @@ def versus(records: list[dict], reference: list[dict], rule) -> pd.DataFrame:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--folds", default=",".join(map(str, range(10))), help="comma-separated fold numbers (0-9)")
-    ap.add_argument("--sources", default=",".join(SOURCES))
-    ap.add_argument("--log", type=Path, action="append", required=True,
-                    help="JSON lines, one per fold (appended; a rerun skips what is there); repeatable for reports")
-    ap.add_argument("--report-only", action="store_true")
+    add_fold_arguments(ap, SOURCES)
     ap.add_argument("--reference", type=Path, default=Path(__file__).parent / "results" / "encoders_folds.jsonl",
                     help="bench_encoders.py's fold log, for the paired tests")
     args = ap.parse_args()
-    records = [json.loads(line) for f in args.log if f.exists() for line in f.read_text().splitlines()]
+    records = read_log(args.log)
     if not args.report_only:
         record_model()
-        done = {(r["source"], r["fold"]) for r in records}
-        df = load_dataset("uci-sentiment")
-        with args.log[0].open("a") as log:
-            for fold in map(int, args.folds.split(",")):
-                for source in args.sources.split(","):
-                    if (source, fold) in done:
-                        continue
-                    part = df[df["source"] == source].reset_index(drop=True)
-                    X, y = part["text"].to_numpy(dtype=object), part["label"].to_numpy()
-                    tr, te = list(cv_splits(y.tolist(), n_splits=10, random_state=SEED))[fold]
-                    r = {"source": source, "fold": fold, **run_fold(X[tr], y[tr], X[te], y[te])}
-                    records.append(r)
-                    log.write(json.dumps(r) + "\n")
-                    log.flush()
-                    print(f"{source} fold {fold}: fit {r['fit_s']:.0f} s, test accuracy by epoch "
-                          + " ".join(f"{a:.2f}" for a in r["test_accuracy"]), flush=True)
+        run_folds(args, records, run_fold, lambda r: f"fit {r['fit_s']:.0f} s, test accuracy by epoch "
+                  + " ".join(f"{a:.2f}" for a in r["test_accuracy"]))
     print(report(records).to_string(float_format=lambda v: f"{v:.4f}"))
     if args.reference.exists():
-        reference = [json.loads(line) for line in args.reference.read_text().splitlines()]
+        reference = read_log([args.reference])
         print("\nhighest validation accuracy, ties: later epoch (encoder-tuned's rule) against "
               f"{args.reference.name}, the same folds")
         print(versus(records, reference, lambda r: replay(r, lambda e: (r["val_accuracy"][e], e)))

@@ -16,21 +16,18 @@ probabilities). ``a = 1`` is plain encoder-tuned-probe (bench_encoders.py's row,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from fold_log import SEED, add_fold_arguments, read_log, run_folds  # noqa: E402
 
 from textclass.compare import make_estimator  # noqa: E402
-from textclass.data import cv_splits, load_dataset  # noqa: E402
 
 ALPHAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 SOURCES = ("yelp", "amazon", "imdb")
-SEED = 0
 
 
 def _states(clf) -> dict:
@@ -102,31 +99,13 @@ def report(records: list[dict]) -> pd.DataFrame:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--folds", default=",".join(map(str, range(10))), help="comma-separated fold numbers (0-9)")
-    ap.add_argument("--sources", default=",".join(SOURCES))
-    ap.add_argument("--log", type=Path, action="append", required=True,
-                    help="JSON lines, one per fold (appended; a rerun skips what is there); repeatable for reports")
-    ap.add_argument("--report-only", action="store_true")
+    add_fold_arguments(ap, SOURCES)
     args = ap.parse_args()
-    records = [json.loads(line) for f in args.log if f.exists() for line in f.read_text().splitlines()]
+    records = read_log(args.log)
     if not args.report_only:
         record_start()
-        done = {(r["source"], r["fold"]) for r in records}
-        df = load_dataset("uci-sentiment")
-        with args.log[0].open("a") as log:
-            for fold in map(int, args.folds.split(",")):
-                for source in args.sources.split(","):
-                    if (source, fold) in done:
-                        continue
-                    part = df[df["source"] == source].reset_index(drop=True)
-                    X, y = part["text"].to_numpy(dtype=object), part["label"].to_numpy()
-                    tr, te = list(cv_splits(y.tolist(), n_splits=10, random_state=SEED))[fold]
-                    r = {"source": source, "fold": fold, **run_fold(X[tr], y[tr], X[te], y[te])}
-                    records.append(r)
-                    log.write(json.dumps(r) + "\n")
-                    log.flush()
-                    print(f"{source} fold {fold}: fit {r['fit_s']:.0f} s, accuracy by a: "
-                          + " ".join(f"{a}:{v['accuracy']:.2f}" for a, v in r["alphas"].items()), flush=True)
+        run_folds(args, records, run_fold, lambda r: f"fit {r['fit_s']:.0f} s, accuracy by a: "
+                  + " ".join(f"{a}:{v['accuracy']:.2f}" for a, v in r["alphas"].items()))
     print(report(records).to_string(float_format=lambda v: f"{v:.4f}"))
 
 

@@ -415,8 +415,8 @@ def _improves(logs: dict[str, float], best: dict[str, float] | None) -> bool:
     With validation data: a validation accuracy at least the best so far, a tie going to the
     later epoch (trained further down the decaying learning rate). Not the validation loss: a
     fine-tuned encoder grows confident quickly, so its loss rises after an epoch or two while its
-    accuracy still climbs; on UCI keeping the lowest loss cost 0.015 accuracy against this rule
-    (bench/bench_stopping.py). Without validation data: a lower training loss.
+    accuracy still climbs; on UCI's 10 folds per source keeping the lowest loss scored 0.922 in the
+    mean against this rule's 0.930 (bench/bench_stopping.py). Without validation data: a lower training loss.
     """
     if best is None:
         return True
