@@ -305,6 +305,80 @@ def test_trimmed_training_batch_has_the_padded_loss_and_gradients(name, hyper):
         np.testing.assert_allclose(g_trim, g_full, atol=1e-5)
 
 
+@pytest.mark.parametrize("name, hyper", [("cnn", {}), ("cnn", {"kernel_size": 7}), ("embed-maxpool", {}),
+                                         ("glove-tuned", {})])
+def test_packed_training_batch_has_the_padded_loss_and_gradients(name, hyper):
+    from textclass.models.batches import lengths_of, pack
+    from textclass.models.keras import packed_twin
+
+    extra = get_model(name).trim_extra(hyper)
+    model = build(name, input_length=40, **hyper)
+    x = tokens(10, input_length=40)
+    x[3] = 0  # a text with no known word
+    x[5] = np.arange(1, 41)  # one truncated at maxlen: no padded window of its own
+    y = np.random.default_rng(1).integers(0, 2, size=10).astype("float32")
+    twin = packed_twin(model)
+    assert twin.trainable_variables == model.trainable_variables  # shared layers, one set of weights
+    bounds, packed = pack(x, lengths_of(x), extra)
+    assert packed.shape[1] < 0.8 * x.size
+    loss_full, grads_full = _loss_and_grads(model, x, y)
+    loss_packed, grads_packed = _loss_and_grads(twin, (bounds, packed), y)
+    np.testing.assert_allclose(loss_packed, loss_full, atol=1e-5)
+    for g_packed, g_full in zip(grads_packed, grads_full):
+        np.testing.assert_allclose(g_packed, g_full, atol=1e-5)
+
+
+def test_pack_lays_rows_end_to_end_with_the_padding_each_reads():
+    from textclass.models.batches import pack
+
+    x = np.array([[7, 8, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6]], dtype="int32")
+    bounds, packed = pack(x, np.array([2, 0, 6]), extra=3)
+    # 2 ids + 3 padded, 0 + 3 padded, 6 ids and no room for padding (maxlen 6); windows of 3
+    np.testing.assert_array_equal(packed[0, :14], [7, 8, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6])
+    assert packed.shape == (1, 64) and not packed[0, 14:].any()
+    np.testing.assert_array_equal(bounds, [[0, 2], [5, 5], [8, 11]])
+    with pytest.raises(ValueError, match="need 14 packed positions, more than width 8"):
+        pack(x, np.array([2, 0, 6]), extra=3, width=8)
+
+
+def test_packed_batches_are_keras_own_shuffled_batches_at_one_width():
+    from textclass.models.batches import PackedBatches, lengths_of, pack
+
+    x = tokens(203, seed=5)
+    y = np.arange(len(x))
+    np.random.seed(0)
+    data = PackedBatches(x, y, 10, 5, epochs=3)
+    expected = [np.random.permutation(len(x)) for _ in range(4)]  # the draws Keras' own fit would make
+    np.random.seed(0)
+    data = PackedBatches(x, y, 10, 5, epochs=3)  # finding the width leaves the generator as it was
+    widths = set()
+    for order in expected:
+        for i in range(data.num_batches):
+            (bounds, packed), yb = data[i]
+            np.testing.assert_array_equal(yb, order[i * 10:(i + 1) * 10])
+            widths.add(packed.shape[1])
+            want_bounds, want = pack(x[yb], lengths_of(x[yb]), 5, packed.shape[1])
+            np.testing.assert_array_equal(packed, want)
+            np.testing.assert_array_equal(bounds, want_bounds)
+        data.on_epoch_end()
+    assert widths == {data.width} and data.width % 64 == 0
+    assert data.width < 10 * 40  # below the trimmed batches' positions: 30 words + 5, rounded up to 8
+    np.random.permutation(len(x))  # something else draws: a batch may need more, and gets it
+    (_, packed), yb = data[0]
+    assert packed.shape[1] >= int(np.minimum(lengths_of(x[yb]) + 5, 100).sum())
+
+
+def test_packed_twin_only_for_max_pool_chains():
+    from textclass.models.keras import packed_twin
+
+    for name in ("bilstm", "transformer", "embed-flatten"):
+        assert packed_twin(build(name)) is None
+    twin = packed_twin(build("cnn"))
+    assert [layer.name for layer in twin.layers][-4:] == ["conv", "segment_max_pool", "dense", "output"]
+    assert [get_model(n).packed is not None for n in ("cnn", "embed-maxpool", "glove-frozen", "gru")] == [
+        True, True, True, False]
+
+
 def test_trimmed_batches_cover_every_row_in_few_widths():
     from textclass.models.batches import TrimmedBatches, choose_widths, lengths_of
 
@@ -350,30 +424,39 @@ def test_training_on_trimmed_batches_gives_the_full_width_weights():
         np.testing.assert_allclose(trimmed, full, atol=1e-5)
 
 
-def test_one_width_fit_trains_as_the_padded_fit_does(monkeypatch):
-    """Little data gets one width: the estimator then feeds Keras the trimmed rows and lets Keras
-    shuffle them, so a seeded fit (validation split and early stopping included) ends with the
-    padded fit's weights, and CV figures stay what they were."""
+@pytest.mark.parametrize("name, params", [("cnn", {"num_filters": 4}), ("embed-maxpool", {}),
+                                          ("gru", {"units": 4, "dropout": 0.0})])
+def test_seeded_fit_trains_as_the_padded_fit_does(monkeypatch, name, params):
+    """The max-pool models train on packed rows, the others (little data: one width) on the
+    trimmed rows that Keras shuffles itself; either way a seeded fit (validation split and early
+    stopping included) sees the padded fit's batches and ends with its weights, so CV figures
+    stay what they were."""
     from textclass.estimator import TextClassifier
     from textclass.models import ModelSpec
+    from textclass.models.batches import PackedBatches
 
     rng = np.random.default_rng(0)
     words = ["good", "great", "bad", "awful", "movie", "food", "the", "was", "very", "not"]
     texts = [" ".join(rng.choice(words, size=rng.integers(2, 12))) for _ in range(60)]
     labels = [int(("good" in t or "great" in t) and "not" not in t) for t in texts]
-    widths, real_fit = [], keras.Model.fit
+    fed, real_fit = [], keras.Model.fit
 
     def spy(model, x=None, *args, **kwargs):
-        widths.append(x.shape[1])
+        fed.append(x)
         return real_fit(model, x, *args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "fit", spy)
-    params = dict(random_state=0, epochs=3, batch_size=8, embedding_dim=8, num_filters=4,
-                  validation_split=0.2, early_stopping=True, patience=1)
-    trimmed = TextClassifier("cnn", **params).fit(texts, labels)
+    params = dict(random_state=0, epochs=3, batch_size=8, embedding_dim=8, validation_split=0.2,
+                  early_stopping=True, patience=1, **params)
+    fast = TextClassifier(name, **params).fit(texts, labels)
     monkeypatch.setattr(ModelSpec, "trim_extra", lambda self, params=None: None)  # the padded fit
-    padded = TextClassifier("cnn", **params).fit(texts, labels)
-    assert widths == [16, 100]  # 11 words + kernel 5, rounded up to 8; then maxlen
-    for a, b in zip(trimmed.model_.get_weights(), padded.model_.get_weights()):
+    padded = TextClassifier(name, **params).fit(texts, labels)
+    if name == "gru":
+        assert [x.shape[1] for x in fed] == [16, 100]  # 11 words, rounded up to 8; then maxlen
+    else:  # 8 rows of at most 11 words + 5 (or 1) padded positions each, then the padded fit
+        assert isinstance(fed[0], PackedBatches) and fed[0].width <= 128 and fed[1].shape[1] == 100
+    for a, b in zip(fast.model_.get_weights(), padded.model_.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
-    assert trimmed.history_["val_loss"] == pytest.approx(padded.history_["val_loss"], abs=1e-5)
+    assert fast.history_["loss"] == pytest.approx(padded.history_["loss"], abs=1e-5)
+    assert fast.history_["val_loss"] == pytest.approx(padded.history_["val_loss"], abs=1e-5)
+    assert fast.history_["accuracy"] == pytest.approx(padded.history_["accuracy"], abs=1e-6)

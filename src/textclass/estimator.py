@@ -26,6 +26,7 @@ PREDICT_CHUNK = 16384  # texts tokenized at a time, so huge inputs stream in bou
 
 #: Keras model -> its ``ModelSpec.predictor`` function (or None); weak, so it goes with the model.
 _PREDICTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_TWINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its compiled packed twin
 WIDTH_STEP = 8  # trimmed widths are rounded up to a multiple of this, to limit recompiles
 #: Train steps per call of Keras' train function: the per-step callback and iterator work, a
 #: third of a small model's step on 2 cores, happens once per this many batches. Callbacks here
@@ -403,7 +404,15 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                 patience=self.patience, restore_best_weights=True)] + callbacks
         x_fit, y_fit, batch_size, shuffle = x_train, codes[train_idx], hyper["batch_size"], True
         extra = spec.trim_extra(hyper) if spec.inputs == "sequences" else None
-        if extra is not None:  # the padded tail does not change this model: train on trimmed batches
+        fit_model = _packed_twin(spec, model, loss) if extra else None
+        if fit_model is not None:  # a max-pool model: train on packed rows, Keras' own batches
+            from textclass.models.batches import VALIDATION_BATCH, PackedBatches
+
+            x_fit = PackedBatches(x_train, y_fit, hyper["batch_size"], extra, epochs=hyper["epochs"])
+            if validation_data is not None:
+                validation_data = PackedBatches(*validation_data, VALIDATION_BATCH, extra, shuffle=False)
+            y_fit, batch_size, shuffle = None, None, False
+        elif extra is not None:  # the padded tail does not change this model: train on trimmed batches
             from textclass.models.batches import training_batches
 
             batches, val_batches = training_batches(
@@ -423,7 +432,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             elif hasattr(x_fit, "on_epoch_end"):
                 x_fit[0]
                 x_fit.on_epoch_end()
-        history = model.fit(x_fit, y_fit, epochs=hyper["epochs"], batch_size=batch_size,
+        history = (fit_model or model).fit(x_fit, y_fit, epochs=hyper["epochs"], batch_size=batch_size,
                             validation_data=validation_data,
                             class_weight=self._class_weight(codes[train_idx]),
                             callbacks=callbacks, verbose=self.verbose, shuffle=shuffle)
@@ -592,6 +601,20 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         from textclass.store import save_model
 
         return save_model(self, path)
+
+
+def _packed_twin(spec, model, loss: str) -> Any:
+    """``model``'s packed twin (``models.keras.packed_twin``), compiled once with ``model``'s own
+    optimizer, so a pooled model and its twin are restored together; None for other models."""
+    if spec.packed is None:
+        return None
+    if model not in _TWINS:
+        twin = spec.packed(model)
+        if twin is not None:
+            twin.compile(optimizer=model.optimizer, loss=loss, metrics=["accuracy"],
+                         steps_per_execution=STEPS_PER_EXECUTION)
+        _TWINS[model] = twin
+    return _TWINS[model]
 
 
 def _accepts(fn, name: str) -> bool:

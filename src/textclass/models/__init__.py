@@ -79,6 +79,10 @@ class ModelSpec:
         Keras models with a faster forward pass for prediction: called with the fitted Keras
         model, it returns a function from a batch of inputs to the outputs (equal within 1e-5),
         or None where that model cannot take it.
+    packed : callable or None
+        Keras max-pool models that train on packed rows (``models.batches.PackedBatches``):
+        called with the built model, it returns a twin sharing its layers that reads them
+        (``keras.packed_twin``), or None where that model cannot.
     """
 
     name: str
@@ -90,6 +94,7 @@ class ModelSpec:
     space: Mapping[str, Any]
     trim: int | str | Callable[[Mapping[str, Any]], int | None] | None = None
     predictor: Callable[[Any], Callable[[Any], Any] | None] | None = None
+    packed: Callable[[Any], Any] | None = None
 
     @property
     def model_params(self) -> set[str]:
@@ -127,9 +132,10 @@ _ENCODER = {"encoder": "all-MiniLM-L6-v2", "maxlen": 128}  # sentence-transforme
 
 def _spec(name: str, summary: str, kind: str, inputs: str, builder: tuple[str, str],
           defaults: dict[str, Any], space: dict[str, Any], trim: int | str | Callable | None = None,
-          predictor: tuple[str, str] | None = None) -> ModelSpec:
+          predictor: tuple[str, str] | None = None, packed: bool = False) -> ModelSpec:
     return ModelSpec(name, summary, kind, inputs, _lazy(*builder), MappingProxyType(defaults),
-                     MappingProxyType(space), trim, _lazy(*predictor) if predictor else None)
+                     MappingProxyType(space), trim, _lazy(*predictor) if predictor else None,
+                     _lazy("keras", "packed_twin") if packed else None)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -148,23 +154,23 @@ MODELS: dict[str, ModelSpec] = {
         _spec("embed-maxpool", "Embedding -> GlobalMaxPool1D -> Dense(10, relu) -> output (experiment 4)",
               "keras", "sequences", ("keras", "build_embed_maxpool"),
               {**_SEQ, "embedding_dim": 50, "dense_units": 10, "epochs": 50, "batch_size": 10},
-              {"embedding_dim": [50, 100], "dense_units": [10, 32], "epochs": [20, 50]}, trim=1),
+              {"embedding_dim": [50, 100], "dense_units": [10, 32], "epochs": [20, 50]}, trim=1, packed=True),
         _spec("glove-frozen", "embed-maxpool with frozen GloVe 6B 50d vectors (experiment 5)",
               "keras", "sequences", ("keras", "build_glove"),
               {**_SEQ, "vectors": "glove-6b-50d", "trainable": False, "dense_units": 10,
                "epochs": 50, "batch_size": 10},
-              {"dense_units": [10, 32], "epochs": [20, 50]}, trim=1),
+              {"dense_units": [10, 32], "epochs": [20, 50]}, trim=1, packed=True),
         _spec("glove-tuned", "embed-maxpool with GloVe 6B 50d vectors, fine-tuned (experiment 6)",
               "keras", "sequences", ("keras", "build_glove"),
               {**_SEQ, "vectors": "glove-6b-50d", "trainable": True, "dense_units": 10,
                "epochs": 50, "batch_size": 10},
-              {"dense_units": [10, 32], "epochs": [20, 50]}, trim=1),
+              {"dense_units": [10, 32], "epochs": [20, 50]}, trim=1, packed=True),
         _spec("cnn", "Embedding -> Conv1D(128, 5) -> GlobalMaxPool1D -> Dense(10) -> output (experiment 7)",
               "keras", "sequences", ("keras", "build_cnn"),
               {**_SEQ, "embedding_dim": 100, "num_filters": 128, "kernel_size": 5,
                "dense_units": 10, "epochs": 10, "batch_size": 10},
               {"num_filters": [32, 64, 128], "kernel_size": [3, 5, 7], "embedding_dim": [50, 100]},
-              trim="kernel_size", predictor=("keras", "cnn_predictor")),
+              trim="kernel_size", predictor=("keras", "cnn_predictor"), packed=True),
         _spec("tfidf-linear", "word 1-2 + char_wb 2-5 TF-IDF -> calibrated LinearSVC",
               "sklearn", "text", ("linear", "build_tfidf_linear"),
               {"C": 1.0, "word_ngram_max": 2, "char_ngram_max": 5, "min_df": 1, "n_jobs": None},

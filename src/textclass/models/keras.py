@@ -302,6 +302,49 @@ def build_transformer(
     return keras.Model(inputs, _output(x, n_outputs, activation), name="transformer")
 
 
+@keras.saving.register_keras_serializable(package="textclass")
+class SegmentMaxPool(layers.Layer):
+    """GlobalMaxPool1D over packed rows: one sequence ``(1, positions, features)`` holding a batch's
+    rows one after another, and ``bounds`` ``(rows, 2)``, each row's first and last window start
+    (``models.batches.pack``). Row ``i`` gets the max over positions ``bounds[i, 0] ..
+    bounds[i, 1]``; positions between rows (windows that straddle two rows) count for none.
+
+    Its output has one row per text, so Keras' loss, metrics and their per-batch weights (the
+    first input's leading size: ``bounds`` comes first) are those of the padded model's batch.
+    """
+
+    def call(self, bounds: Any, h: Any) -> Any:
+        positions = ops.arange(ops.shape(h)[1], dtype=bounds.dtype)
+        row = ops.sum(ops.cast(positions[None, :] >= bounds[:, :1], "int32"), axis=0) - 1
+        inside = positions <= ops.take(bounds[:, 1], row)
+        values = ops.where(inside[:, None], h[0], ops.cast(-np.inf, h.dtype))
+        return ops.segment_max(values, row, num_segments=ops.shape(bounds)[0], sorted=True)
+
+    def compute_output_shape(self, bounds_shape: tuple, h_shape: tuple) -> tuple:
+        return (bounds_shape[0], h_shape[-1])
+
+
+def packed_twin(model: keras.Model) -> keras.Model | None:
+    """A training view of a max-pool model (Embedding → [Conv1D] → GlobalMaxPool1D → head) that
+    reads packed batches: inputs ``(bounds, tokens)`` as ``models.batches.PackedBatches`` yields
+    them, the same layers (so the same weights: training the twin trains ``model``), with the max
+    pool replaced by ``SegmentMaxPool``. A batch's loss and gradients are the padded batch's
+    (tests: 1e-5), on the row lengths plus a few positions each instead of the longest row's
+    width times the rows. None for a model that is not such a chain.
+    """
+    chain = model.layers[1:]
+    pools = [i for i, layer in enumerate(chain) if isinstance(layer, layers.GlobalMaxPooling1D)]
+    if len(model.inputs) != 1 or len(pools) != 1 or any(
+            layer.input is not before.output for before, layer in zip(model.layers, chain)):
+        return None
+    bounds = keras.Input(shape=(2,), dtype="int32", name="bounds")
+    tokens = keras.Input(shape=(None,), batch_size=1, dtype="int32", name="packed_tokens")
+    x = tokens
+    for i, layer in enumerate(chain):
+        x = SegmentMaxPool(name="segment_max_pool")(bounds, x) if i == pools[0] else layer(x)
+    return keras.Model([bounds, tokens], x, name=f"{model.name}_packed")
+
+
 def trim_padding(x: np.ndarray, extra: int, multiple: int = 8) -> np.ndarray:
     """Cut post-padded token ids to the longest real length + ``extra`` padded positions.
 
