@@ -2,8 +2,8 @@
 
 Part 1: on the yelp split (``split_frame(yelp, test_size=0.25, random_state=1000)``, 750 / 250),
 the cnn of experiment 7 (Embedding 100, Conv1D(128, 5), GlobalMaxPool1D, Dense 10; adam; 10
-epochs, batch 10) trained by ``TextClassifier("cnn").fit`` (length-trimmed batches) and by plain
-Keras 3 on JAX (the same tokenizer, ids padded ``post`` to 100, the same layers, ``model.fit``
+epochs, batch 10) trained by ``TextClassifier("cnn").fit`` (packed rows), by the same with packing
+off (``ModelSpec.packed=None``: length-trimmed batches, each at one width) and by plain Keras 3 on JAX (the same tokenizer, ids padded ``post`` to 100, the same layers, ``model.fit``
 with ``shuffle=True``). One fit per seed and side, the sides alternating, so a passing load hits
 both alike; wall time is the whole fit (tokenizing and JIT compilation included) and test accuracy
 is on the 250 test sentences. First with textclass's JAX compile cache off (both sides compile
@@ -22,6 +22,7 @@ where the time goes: tokenizing (``texts_to_sequences``), padding and batching, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import tempfile
@@ -50,6 +51,19 @@ def fit_textclass(seed, X, y, X_test, y_test):
     clf = TextClassifier("cnn", random_state=seed, epochs=EPOCHS, batch_size=BATCH).fit(X, y)
     wall = time.perf_counter() - start
     return wall, clf.score(X_test, y_test), clf
+
+
+def fit_trimmed(seed, X, y, X_test, y_test):
+    """textclass with packing off: the trimmed rows (each batch at one width, 40 on this split)."""
+    from textclass import models
+
+    spec = models.MODELS["cnn"]
+    models.MODELS["cnn"] = dataclasses.replace(spec, packed=None)
+    try:
+        wall, acc, _ = fit_textclass(seed, X, y, X_test, y_test)
+    finally:
+        models.MODELS["cnn"] = spec
+    return wall, acc, None
 
 
 def fit_keras(seed, X, y, X_test, y_test):
@@ -81,17 +95,18 @@ def training(seeds):
     os.environ["TEXTCLASS_COMPILE_CACHE"] = "off"  # first the batching alone: both sides compile every fit
     global EPOCHS
     EPOCHS, epochs = 1, EPOCHS
-    for fn in (fit_textclass, fit_keras):  # untimed: JAX's one-off compilations of eager ops
+    for fn in (fit_textclass, fit_trimmed, fit_keras):  # untimed: JAX's one-off compilations of eager ops
         fn(0, X, y, X_test, y_test)
     EPOCHS = epochs
-    rows = {"textclass": [], "plain Keras": []}
+    rows = {"textclass": [], "textclass, packing off": [], "plain Keras": []}
     clf = None
     for seed in seeds:
-        for side, fn in (("textclass", fit_textclass), ("plain Keras", fit_keras)):
+        for side, fn in (("textclass", fit_textclass), ("textclass, packing off", fit_trimmed),
+                         ("plain Keras", fit_keras)):
             wall, acc, fitted = fn(seed, X, y, X_test, y_test)
             clf = fitted or clf
             rows[side].append((wall, acc))
-            print(f"  seed {seed:>5} {side:<12} fit {wall:6.2f} s  test accuracy {acc:.4f}", flush=True)
+            print(f"  seed {seed:>5} {side:<22} fit {wall:6.2f} s  test accuracy {acc:.4f}", flush=True)
     print(f"\nexperiment 7 (cnn, {EPOCHS} epochs, batch {BATCH}, yelp 750 / 250), seeds {' '.join(map(str, seeds))}")
     print("| side | median fit s | fit s per seed | mean test accuracy | accuracy per seed |\n|---|---|---|---|---|")
     for side, r in rows.items():
@@ -102,6 +117,8 @@ def training(seeds):
     per_seed = [k[0] / t[0] for t, k in zip(rows["textclass"], rows["plain Keras"])]
     print(f"speed-up (median plain Keras / median textclass): {ratio:.2f}x; per seed "
           f"{' '.join(f'{r:.2f}x' for r in per_seed)} (goal >= 2x)")
+    packing = [o[0] / t[0] for t, o in zip(rows["textclass"], rows["textclass, packing off"])]
+    print(f"packed rows vs trimmed rows (packing off / textclass): per seed {' '.join(f'{r:.2f}x' for r in packing)}")
     # Then textclass as shipped: its compile cache, in a fresh folder kept until the process ends
     # (JAX keeps writing to it).
     os.environ["TEXTCLASS_COMPILE_CACHE"], os.environ["TEXTCLASS_CACHE"] = "on", CACHE.name

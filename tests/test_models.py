@@ -329,20 +329,20 @@ def test_packed_training_batch_has_the_padded_loss_and_gradients(name, hyper):
 
 
 def test_pack_lays_rows_end_to_end_with_the_padding_each_reads():
-    from textclass.models.batches import pack
+    from textclass.models.batches import PACK_STEP, pack
 
     x = np.array([[7, 8, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6]], dtype="int32")
     bounds, packed = pack(x, np.array([2, 0, 6]), extra=3)
     # 2 ids + 3 padded, 0 + 3 padded, 6 ids and no room for padding (maxlen 6); windows of 3
     np.testing.assert_array_equal(packed[0, :14], [7, 8, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6])
-    assert packed.shape == (1, 64) and not packed[0, 14:].any()
+    assert packed.shape == (1, PACK_STEP) and not packed[0, 14:].any()
     np.testing.assert_array_equal(bounds, [[0, 2], [5, 5], [8, 11]])
     with pytest.raises(ValueError, match="need 14 packed positions, more than width 8"):
         pack(x, np.array([2, 0, 6]), extra=3, width=8)
 
 
 def test_packed_batches_are_keras_own_shuffled_batches_at_one_width():
-    from textclass.models.batches import PackedBatches, lengths_of, pack
+    from textclass.models.batches import PACK_STEP, PackedBatches, lengths_of, pack
 
     x = tokens(203, seed=5)
     y = np.arange(len(x))
@@ -361,7 +361,7 @@ def test_packed_batches_are_keras_own_shuffled_batches_at_one_width():
             np.testing.assert_array_equal(packed, want)
             np.testing.assert_array_equal(bounds, want_bounds)
         data.on_epoch_end()
-    assert widths == {data.width} and data.width % 64 == 0
+    assert widths == {data.width} and data.width % PACK_STEP == 0
     assert data.width < 10 * 40  # below the trimmed batches' positions: 30 words + 5, rounded up to 8
     np.random.permutation(len(x))  # something else draws: a batch may need more, and gets it
     (_, packed), yb = data[0]
@@ -460,3 +460,21 @@ def test_seeded_fit_trains_as_the_padded_fit_does(monkeypatch, name, params):
     assert fast.history_["loss"] == pytest.approx(padded.history_["loss"], abs=1e-5)
     assert fast.history_["val_loss"] == pytest.approx(padded.history_["val_loss"], abs=1e-5)
     assert fast.history_["accuracy"] == pytest.approx(padded.history_["accuracy"], abs=1e-6)
+
+
+def test_callbacks_of_a_packed_fit_see_the_model_and_can_stop_it():
+    """Keras trains the packed twin; a callback still predicts with the model itself (padded ids,
+    as reproduce's learning curves do) and stops the fit by the model's ``stop_training``."""
+    from textclass.estimator import TextClassifier
+
+    texts = ["good food", "bad service", "great place here", "awful taste and rude"] * 10
+    seen = []
+
+    class Curve(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((self.model.name, self.model.predict_on_batch(np.ones((2, 20), dtype="int32")).shape))
+            self.model.stop_training = epoch == 1
+
+    clf = TextClassifier("cnn", embedding_dim=8, num_filters=4, maxlen=20, epochs=5, random_state=0)
+    clf.fit(texts, [1, 0, 1, 0] * 10, callbacks=[Curve()])
+    assert seen == [("cnn", (2, 1))] * 2 and len(clf.history_["loss"]) == 2

@@ -398,16 +398,17 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         validation_data = None
         if len(val_idx):
             validation_data = (pre.transform([texts[i] for i in val_idx]), codes[val_idx])
-        if self.early_stopping:
-            callbacks = [keras.callbacks.EarlyStopping(
-                monitor="val_loss" if validation_data is not None else "loss",
-                patience=self.patience, restore_best_weights=True)] + callbacks
+        stopping = [keras.callbacks.EarlyStopping(
+            monitor="val_loss" if validation_data is not None else "loss",
+            patience=self.patience, restore_best_weights=True)] if self.early_stopping else []
         x_fit, y_fit, batch_size, shuffle = x_train, codes[train_idx], hyper["batch_size"], True
         extra = spec.trim_extra(hyper) if spec.inputs == "sequences" else None
         fit_model = _packed_twin(spec, model, loss) if extra else None
         if fit_model is not None:  # a max-pool model: train on packed rows, Keras' own batches
             from textclass.models.batches import VALIDATION_BATCH, PackedBatches
+            from textclass.models.keras import ShownModel
 
+            callbacks = [ShownModel(callbacks, model)] if callbacks else []
             x_fit = PackedBatches(x_train, y_fit, hyper["batch_size"], extra, epochs=hyper["epochs"])
             if validation_data is not None:
                 validation_data = PackedBatches(*validation_data, VALIDATION_BATCH, extra, shuffle=False)
@@ -433,9 +434,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                 x_fit[0]
                 x_fit.on_epoch_end()
         history = (fit_model or model).fit(x_fit, y_fit, epochs=hyper["epochs"], batch_size=batch_size,
-                            validation_data=validation_data,
-                            class_weight=self._class_weight(codes[train_idx]),
-                            callbacks=callbacks, verbose=self.verbose, shuffle=shuffle)
+                                           validation_data=validation_data,
+                                           class_weight=self._class_weight(codes[train_idx]),
+                                           callbacks=stopping + callbacks, verbose=self.verbose, shuffle=shuffle)
         self.model_ = model
         self.preprocessor_ = pre
         self.history_ = {k: [float(v) for v in vs] for k, vs in history.history.items()}

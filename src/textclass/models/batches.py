@@ -34,7 +34,7 @@ CHUNK_BATCHES = 32
 COMPILE_TOKENS = 300_000
 MAX_WIDTHS = 4
 #: Packed widths are rounded up to a multiple of this: one width per fit, shared by most folds and trials.
-PACK_STEP = 64
+PACK_STEP = 32
 VALIDATION_BATCH = 512  # evaluation's mean loss does not depend on the batch size: few, big batches
 
 

@@ -345,6 +345,39 @@ def packed_twin(model: keras.Model) -> keras.Model | None:
     return keras.Model([bounds, tokens], x, name=f"{model.name}_packed")
 
 
+class ShownModel(keras.callbacks.Callback):
+    """Callbacks for a packed fit, shown ``model`` instead of the packed twin Keras trains (they
+    may predict with it, which needs the model's own inputs); one that sets
+    ``model.stop_training`` stops the twin's fit. Batch-end hooks stay asynchronous unless one of
+    the callbacks implements them, as Keras decides for the callbacks themselves.
+    """
+
+    def __init__(self, callbacks: list, model: keras.Model) -> None:
+        super().__init__()
+        self.shown = model
+        model.stop_training = False  # a flag left from an earlier fit would stop this one
+        self.inner = keras.callbacks.CallbackList(callbacks, model=model)
+        batch_ends = ("on_batch_end", "on_train_batch_end", "on_test_batch_end")
+        self.async_safe = all(getattr(cb, "async_safe", False) or all(
+            getattr(type(cb), hook) is getattr(keras.callbacks.Callback, hook) for hook in batch_ends)
+            for cb in callbacks)
+
+    def set_params(self, params: dict) -> None:
+        super().set_params(params)
+        self.inner.set_params(params)
+
+    def _forward(self, hook: str, *args: Any, **kwargs: Any) -> None:
+        getattr(self.inner, hook)(*args, **kwargs)
+        if self.shown.stop_training:
+            self.model.stop_training = True
+
+
+for _hook in ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
+              "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end"):
+    setattr(ShownModel, _hook, functools.partialmethod(ShownModel._forward, _hook))
+del _hook
+
+
 def trim_padding(x: np.ndarray, extra: int, multiple: int = 8) -> np.ndarray:
     """Cut post-padded token ids to the longest real length + ``extra`` padded positions.
 
