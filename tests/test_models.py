@@ -424,8 +424,8 @@ def test_training_on_trimmed_batches_gives_the_full_width_weights():
         np.testing.assert_allclose(trimmed, full, atol=1e-5)
 
 
-@pytest.mark.parametrize("name, params", [("cnn", {"num_filters": 4}), ("embed-maxpool", {}),
-                                          ("gru", {"units": 4, "dropout": 0.0})])
+@pytest.mark.parametrize("name, params", [("cnn", {"num_filters": 4}), ("cnn", {"num_filters": 4, "class_weight": "balanced"}),
+                                          ("embed-maxpool", {}), ("gru", {"units": 4, "dropout": 0.0})])
 def test_seeded_fit_trains_as_the_padded_fit_does(monkeypatch, name, params):
     """The max-pool models train on packed rows, the others (little data: one width) on the
     trimmed rows that Keras shuffles itself; either way a seeded fit (validation split and early

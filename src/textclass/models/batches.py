@@ -33,8 +33,10 @@ CHUNK_BATCHES = 32
 #: positions (the CNN of experiment 7 on 2 cores: ~1.5 s of compilation, ~5 us per position).
 COMPILE_TOKENS = 300_000
 MAX_WIDTHS = 4
-#: Packed widths are rounded up to a multiple of this: one width per fit, shared by most folds and trials.
-PACK_STEP = 32
+#: Packed widths are rounded up to a multiple of this, so that most folds and trials share one width
+#: and one compiled train step: experiment 8's 150 cnn fits took 121 s at 32, 119 s at 64 and
+#: 101-106 s at 128 (108.5 s on trimmed batches), while experiment 7's yelp fits need 256 at any of them.
+PACK_STEP = 128
 VALIDATION_BATCH = 512  # evaluation's mean loss does not depend on the batch size: few, big batches
 
 
